@@ -1,0 +1,69 @@
+// conv2d.h — 2-D convolution (cross-correlation), as torch.nn.Conv2d with dilation 1 and
+// groups 1.
+//
+//   in     (N, C, H, W)
+//   weight (OC, C, K, K)      state_dict name "weight"
+//   bias   (OC)               "bias", absent when bias = false
+//   out    (N, OC, OH, OW)    OH = (H + 2*padding - K) / stride + 1, likewise OW
+//
+// out[n, oc, y, x] = bias[oc] + sum_{c, i, j} weight[oc, c, i, j] *
+//                    in[n, c, y*stride + i - padding, x*stride + j - padding]
+// with zeros outside the input.
+#pragma once
+
+#include <cstdint>
+
+#include "scratchnet/layer.h"
+
+namespace scratchnet {
+
+struct Conv2dOptions {
+  int64_t in_channels = 0;   // required, >= 1
+  int64_t out_channels = 0;  // required, >= 1
+  int64_t kernel = 0;        // required, >= 1 (square K x K)
+  int64_t stride = 1;        // >= 1
+  int64_t padding = 0;       // >= 0, zeros on every side
+  bool bias = true;
+};
+
+// The sizes of one convolution call, derived from options and input shape.
+struct Conv2dDims {
+  int64_t n, c, h, w;  // input
+  int64_t oc, oh, ow;  // output
+  int64_t k, stride, padding;
+};
+
+// Reference kernels, instantiated for float and double (the gradient check runs in double).
+// out (N, OC, OH, OW) is overwritten; bias may be null.
+template <typename T>
+void conv2d_forward(T* out, const T* in, const T* weight, const T* bias, const Conv2dDims& d);
+// d_in (N, C, H, W) is overwritten; d_weight (OC, C, K, K) and d_bias (OC) are added into
+// (either may be null to skip it).
+template <typename T>
+void conv2d_backward(T* d_in, T* d_weight, T* d_bias, const T* d_out, const T* in, const T* weight,
+                     const Conv2dDims& d);
+
+class Conv2d : public Layer {
+ public:
+  explicit Conv2d(const Conv2dOptions& options);  // throws on invalid options
+
+  std::string kind() const override { return "Conv2d"; }
+  Shape output_shape(const Shape& in) const override;
+  void forward(Tensor& out, const Tensor& in, Mode mode) override;
+  void backward(Tensor& d_in, const Tensor& d_out, const Tensor& in, const Tensor& out) override;
+  std::string describe() const override;
+  int64_t flops(const Shape& in) const override;
+  std::vector<NamedParameter> params() override;
+  void init(Init scheme, Rng& rng) override;
+
+  const Conv2dOptions& options() const { return options_; }
+  Parameter& weight() { return weight_; }
+  Parameter& bias() { return bias_; }  // empty tensors when options.bias is false
+
+ private:
+  Conv2dDims dims(const Shape& in) const;
+  Conv2dOptions options_;
+  Parameter weight_, bias_;
+};
+
+}  // namespace scratchnet

@@ -1,0 +1,79 @@
+// model.h — Sequential: layers applied in order, built for a per-sample input shape.
+//
+//   Sequential model;
+//   model.add(Conv2d({.in_channels = 1, .out_channels = 32, .kernel = 3}))
+//        .add(ReLU())
+//        ...;
+//   model.build({1, 28, 28});            // infers every shape; throws at the first mismatch
+//   model.init(Init::kPyTorch, seed);
+//   const Tensor& logits = model.forward(x, Mode::kTrain);   // x (N, 1, 28, 28)
+//   model.zero_grad();
+//   model.backward(d_logits);            // adds into every parameter's grad
+//
+// Like torch.nn.Sequential, parameters and buffers are named "<index>.<name>" ("0.weight",
+// "1.running_mean"), so weights move to and from PyTorch state_dicts unchanged.
+// Activation and gradient buffers are sized once per batch size and then reused: a training
+// loop allocates nothing. forward keeps a pointer to `x`; it must stay alive until backward.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "scratchnet/layer.h"
+
+namespace scratchnet {
+
+class Sequential {
+ public:
+  Sequential() = default;
+  Sequential(Sequential&&) = default;
+  Sequential& operator=(Sequential&&) = default;
+
+  Sequential& add(std::unique_ptr<Layer> layer);
+  template <typename L, typename = std::enable_if_t<std::is_base_of_v<Layer, L>>>
+  Sequential& add(L layer) {
+    return add(std::make_unique<L>(std::move(layer)));
+  }
+
+  size_t size() const { return layers_.size(); }
+  Layer& layer(size_t i) { return *layers_.at(i); }
+  const Layer& layer(size_t i) const { return *layers_.at(i); }
+
+  // Infers the output shape of every layer for inputs of shape (N, sample_shape...).
+  // Throws "layer 7 Linear: expects 3136 input features, got 12544 ..." on a mismatch.
+  void build(const Shape& sample_shape);
+  bool built() const { return !out_shapes_.empty() || layers_.empty(); }
+  const Shape& input_shape() const { return sample_shape_; }  // per sample, no N
+  Shape output_shape(size_t i) const;                         // per sample, after layer i
+
+  // x (N, sample_shape...) -> output of the last layer (N, ...).
+  const Tensor& forward(const Tensor& x, Mode mode);
+  // d_out like forward's result -> gradient for x. Adds into parameter grads.
+  const Tensor& backward(const Tensor& d_out);
+
+  std::vector<NamedParameter> params();
+  std::vector<NamedBuffer> buffers();
+  void zero_grad();
+  void init(Init scheme, uint64_t seed);  // every layer, in order, from one stream
+
+  int64_t num_params() const;
+  int64_t flops_per_sample() const;  // forward pass, one sample
+  // A table like Keras's model.summary(): index, layer, output shape, parameters, FLOPs.
+  std::string summary() const;
+
+ private:
+  void plan(int64_t batch);
+  static Shape batched(int64_t n, const Shape& sample);
+
+  std::vector<std::unique_ptr<Layer>> layers_;
+  Shape sample_shape_;
+  std::vector<Shape> out_shapes_;  // per sample, one per layer
+  std::vector<Tensor> acts_;       // acts_[i] output of layer i
+  std::vector<Tensor> d_acts_;     // d_acts_[i] gradient for the input of layer i
+  const Tensor* input_ = nullptr;
+  int64_t batch_ = -1;
+};
+
+}  // namespace scratchnet

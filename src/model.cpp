@@ -1,0 +1,154 @@
+#include "scratchnet/model.h"
+
+#include <fmt/format.h>
+
+#include "scratchnet/check.h"
+
+namespace scratchnet {
+
+Sequential& Sequential::add(std::unique_ptr<Layer> layer) {
+  SN_CHECK(layer != nullptr, "Sequential::add: layer is null");
+  layers_.push_back(std::move(layer));
+  out_shapes_.clear();  // needs building again
+  batch_ = -1;
+  return *this;
+}
+
+Shape Sequential::batched(int64_t n, const Shape& sample) {
+  Shape s{n};
+  s.insert(s.end(), sample.begin(), sample.end());
+  return s;
+}
+
+namespace {
+// "(N, 1, 28, 28)" for the per-sample shape (1, 28, 28).
+std::string with_n(const Shape& sample) {
+  std::string rest = shape_str(sample).substr(1);
+  return sample.empty() ? "(N)" : "(N, " + rest;
+}
+}  // namespace
+
+void Sequential::build(const Shape& sample_shape) {
+  SN_CHECK(!layers_.empty(), "cannot build an empty model: add at least one layer");
+  SN_CHECK(shape_numel(sample_shape) > 0, "model input shape {} has no elements",
+           shape_str(sample_shape));
+  std::vector<Shape> shapes;
+  Shape cur = batched(1, sample_shape);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    try {
+      cur = layers_[i]->output_shape(cur);
+    } catch (const Error& e) {
+      fail("layer {} {}", i, e.what());
+    }
+    SN_CHECK(!cur.empty() && cur[0] == 1, "layer {} {} changed the batch dimension", i,
+             layers_[i]->kind());
+    shapes.emplace_back(cur.begin() + 1, cur.end());
+  }
+  sample_shape_ = sample_shape;
+  out_shapes_ = std::move(shapes);
+  batch_ = -1;
+}
+
+Shape Sequential::output_shape(size_t i) const {
+  SN_CHECK(built(), "model is not built: call build(input_shape) first");
+  return out_shapes_.at(i);
+}
+
+void Sequential::plan(int64_t batch) {
+  if (batch == batch_) return;
+  acts_.resize(layers_.size());
+  d_acts_.resize(layers_.size());
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    acts_[i].resize(batched(batch, out_shapes_[i]));
+    d_acts_[i].resize(batched(batch, i == 0 ? sample_shape_ : out_shapes_[i - 1]));
+  }
+  batch_ = batch;
+}
+
+const Tensor& Sequential::forward(const Tensor& x, Mode mode) {
+  SN_CHECK(built() && !layers_.empty(), "model is not built: call build(input_shape) first");
+  SN_CHECK(x.ndim() == static_cast<int>(sample_shape_.size()) + 1 && x.dim(0) >= 1 &&
+               Shape(x.shape().begin() + 1, x.shape().end()) == sample_shape_,
+           "model input: expected shape {}, got {}", with_n(sample_shape_), shape_str(x.shape()));
+  plan(x.dim(0));
+  input_ = &x;
+  const Tensor* in = &x;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    layers_[i]->forward(acts_[i], *in, mode);
+    in = &acts_[i];
+  }
+  return acts_.back();
+}
+
+const Tensor& Sequential::backward(const Tensor& d_out) {
+  SN_CHECK(input_ != nullptr, "backward called before forward");
+  check_shape(d_out, acts_.back().shape(), "model backward: gradient of the output");
+  const Tensor* d = &d_out;
+  for (size_t i = layers_.size(); i-- > 0;) {
+    const Tensor& in = i == 0 ? *input_ : acts_[i - 1];
+    layers_[i]->backward(d_acts_[i], *d, in, acts_[i]);
+    d = &d_acts_[i];
+  }
+  return d_acts_[0];
+}
+
+std::vector<NamedParameter> Sequential::params() {
+  std::vector<NamedParameter> all;
+  for (size_t i = 0; i < layers_.size(); ++i)
+    for (auto& p : layers_[i]->params()) all.push_back({fmt::format("{}.{}", i, p.name), p.param});
+  return all;
+}
+
+std::vector<NamedBuffer> Sequential::buffers() {
+  std::vector<NamedBuffer> all;
+  for (size_t i = 0; i < layers_.size(); ++i)
+    for (auto& b : layers_[i]->buffers())
+      all.push_back({fmt::format("{}.{}", i, b.name), b.tensor});
+  return all;
+}
+
+void Sequential::zero_grad() {
+  for (auto& p : params()) p.param->grad.zero();
+}
+
+void Sequential::init(Init scheme, uint64_t seed) {
+  Rng rng(seed);
+  for (auto& layer : layers_) layer->init(scheme, rng);
+}
+
+int64_t Sequential::num_params() const {
+  int64_t n = 0;
+  for (const auto& layer : layers_)
+    for (auto& p : layer->params()) n += p.param->value.numel();
+  return n;
+}
+
+int64_t Sequential::flops_per_sample() const {
+  SN_CHECK(built(), "model is not built: call build(input_shape) first");
+  int64_t total = 0;
+  Shape in = batched(1, sample_shape_);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    total += layers_[i]->flops(in);
+    in = batched(1, out_shapes_[i]);
+  }
+  return total;
+}
+
+std::string Sequential::summary() const {
+  SN_CHECK(built(), "model is not built: call build(input_shape) first");
+  std::string s = fmt::format("{:>3}  {:<52} {:<18} {:>10} {:>12}\n", "#", "layer", "output shape",
+                              "params", "FLOPs");
+  Shape in = batched(1, sample_shape_);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    int64_t n = 0;
+    for (auto& p : layers_[i]->params()) n += p.param->value.numel();
+    s += fmt::format("{:>3}  {:<52} {:<18} {:>10} {:>12}\n", i, layers_[i]->describe(),
+                     with_n(out_shapes_[i]), n, layers_[i]->flops(in));
+    in = batched(1, out_shapes_[i]);
+  }
+  s += fmt::format("input {}, {} parameters, {} FLOPs per sample (forward)\n",
+                   with_n(sample_shape_), num_params(), flops_per_sample());
+  return s;
+}
+
+}  // namespace scratchnet
