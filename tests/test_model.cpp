@@ -1,1 +1,167 @@
-// placeholder
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "scratchnet/layers/conv2d.h"
+#include "scratchnet/layers/flatten.h"
+#include "scratchnet/layers/linear.h"
+#include "scratchnet/layers/max_pool2d.h"
+#include "scratchnet/layers/relu.h"
+#include "scratchnet/layers/tanh.h"
+#include "scratchnet/loss.h"
+#include "scratchnet/model.h"
+#include "support/error.h"
+
+namespace scratchnet {
+namespace {
+
+using testing::error_of;
+using ::testing::HasSubstr;
+
+Sequential small_cnn() {
+  Sequential m;
+  m.add(Conv2d({.in_channels = 1, .out_channels = 3, .kernel = 3, .padding = 1}))
+      .add(Tanh())
+      .add(MaxPool2d({.kernel = 2}))
+      .add(Flatten())
+      .add(Linear({.in_features = 3 * 3 * 2, .out_features = 4}));
+  m.build({1, 6, 5});
+  return m;
+}
+
+Tensor random_tensor(Shape shape, uint64_t seed) {
+  Tensor t(std::move(shape));
+  Rng rng(seed);
+  for (float& v : t) v = rng.uniform(-1.0f, 1.0f);
+  return t;
+}
+
+TEST(Sequential, BuildInfersEveryShape) {
+  Sequential m = small_cnn();
+  EXPECT_EQ(m.output_shape(0), (Shape{3, 6, 5}));
+  EXPECT_EQ(m.output_shape(2), (Shape{3, 3, 2}));
+  EXPECT_EQ(m.output_shape(4), (Shape{4}));
+  EXPECT_EQ(m.input_shape(), (Shape{1, 6, 5}));
+}
+
+TEST(Sequential, BuildNamesTheLayerThatDoesNotFit) {
+  // A Linear sized for 64x7x7 after a flatten that yields 64x14x14.
+  Sequential m;
+  m.add(Conv2d({.in_channels = 1, .out_channels = 64, .kernel = 3, .padding = 1}))
+      .add(MaxPool2d({.kernel = 2}))
+      .add(Flatten())
+      .add(Linear({.in_features = 64 * 7 * 7, .out_features = 10}));
+  EXPECT_THAT(error_of([&] {
+                m.build({1, 28, 28});
+              }),
+              HasSubstr("layer 3 Linear: expects 3136 input features, got 12544"));
+}
+
+TEST(Sequential, ChannelMismatchBetweenLayers) {
+  Sequential m;
+  m.add(Conv2d({.in_channels = 1, .out_channels = 32, .kernel = 3}))
+      .add(Conv2d({.in_channels = 64, .out_channels = 64, .kernel = 3}));
+  EXPECT_THAT(error_of([&] {
+                m.build({1, 28, 28});
+              }),
+              HasSubstr("layer 1 Conv2d: expects 64 input channels, got 32"));
+}
+
+TEST(Sequential, EmptyModelAndUnbuiltModel) {
+  Sequential empty;
+  EXPECT_THAT(error_of([&] {
+                empty.build({1, 28, 28});
+              }),
+              HasSubstr("cannot build an empty model"));
+  Sequential m;
+  m.add(ReLU());
+  Tensor x({1, 4});
+  EXPECT_THAT(error_of([&] { m.forward(x, Mode::kEval); }),
+              HasSubstr("model is not built: call build(input_shape) first"));
+}
+
+TEST(Sequential, ForwardRejectsAWrongInput) {
+  Sequential m = small_cnn();
+  Tensor x({2, 1, 5, 6});
+  EXPECT_THAT(error_of([&] { m.forward(x, Mode::kEval); }),
+              HasSubstr("model input: expected shape (N, 1, 6, 5), got (2, 1, 5, 6)"));
+}
+
+TEST(Sequential, ParameterNamesFollowPyTorch) {
+  Sequential m = small_cnn();
+  std::vector<std::string> names;
+  for (auto& p : m.params()) names.push_back(p.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"0.weight", "0.bias", "4.weight", "4.bias"}));
+  EXPECT_EQ(m.num_params(), 3 * 9 + 3 + 18 * 4 + 4);
+}
+
+TEST(Sequential, FlopsAndSummary) {
+  Sequential m = small_cnn();
+  int64_t conv = 2 * 3 * 6 * 5 * 9 + 3 * 6 * 5;
+  EXPECT_EQ(m.flops_per_sample(), conv + m.layer(1).flops({1, 3, 6, 5}) +
+                                      m.layer(2).flops({1, 3, 6, 5}) + (2 * 18 * 4 + 4));
+  std::string s = m.summary();
+  EXPECT_THAT(s, HasSubstr("Conv2d(1, 3, kernel=3, stride=1, padding=1)"));
+  EXPECT_THAT(s, HasSubstr("(N, 3, 3, 2)"));
+  EXPECT_THAT(s, HasSubstr("input (N, 1, 6, 5), 106 parameters"));
+}
+
+TEST(Sequential, InitIsSeeded) {
+  Sequential a = small_cnn(), b = small_cnn(), c = small_cnn();
+  a.init(Init::kPyTorch, 5);
+  b.init(Init::kPyTorch, 5);
+  c.init(Init::kPyTorch, 6);
+  EXPECT_EQ(a.params()[0].param->value.to_vector(), b.params()[0].param->value.to_vector());
+  EXPECT_NE(a.params()[0].param->value.to_vector(), c.params()[0].param->value.to_vector());
+  // PyTorch's bound for the conv: 1/sqrt(fan_in) = 1/3.
+  for (float v : a.params()[0].param->value) EXPECT_LE(std::abs(v), 1.0f / 3.0f);
+}
+
+// The chain through the model agrees with finite differences of the loss (float, so the
+// step and tolerance are loose; each layer's exact check is in its own test).
+TEST(Sequential, BackwardMatchesFiniteDifferencesOfTheLoss) {
+  Sequential m = small_cnn();
+  m.init(Init::kPyTorch, 1);
+  Tensor x = random_tensor({3, 1, 6, 5}, 2);
+  std::vector<int32_t> labels = {0, 3, 1};
+  Tensor d_logits;
+  m.zero_grad();
+  cross_entropy_loss(m.forward(x, Mode::kTrain), labels, &d_logits);
+  Tensor d_x = m.backward(d_logits);
+  auto loss = [&] { return cross_entropy_loss(m.forward(x, Mode::kTrain), labels); };
+  const float eps = 1e-2f;
+  auto check = [&](float& v, float analytic, const std::string& what) {
+    float saved = v;
+    v = saved + eps;
+    double plus = loss();
+    v = saved - eps;
+    double minus = loss();
+    v = saved;
+    double numeric = (plus - minus) / (2 * eps);
+    EXPECT_NEAR(analytic, numeric, 2e-3 + 2e-2 * std::abs(numeric)) << what;
+  };
+  for (auto& p : m.params())
+    for (int64_t i = 0; i < p.param->value.numel(); i += 3)
+      check(p.param->value[i], p.param->grad[i], p.name + "[" + std::to_string(i) + "]");
+  for (int64_t i = 0; i < x.numel(); i += 7) check(x[i], d_x[i], "x[" + std::to_string(i) + "]");
+}
+
+TEST(Sequential, BuffersAreReusedAcrossSteps) {
+  Sequential m = small_cnn();
+  Tensor x = random_tensor({8, 1, 6, 5}, 3);
+  const float* first = m.forward(x, Mode::kEval).data();
+  Tensor small = random_tensor({5, 1, 6, 5}, 4);
+  EXPECT_EQ(m.forward(small, Mode::kEval).data(), first);  // smaller batch, same storage
+  EXPECT_EQ(m.forward(small, Mode::kEval).dim(0), 5);
+  EXPECT_EQ(m.forward(x, Mode::kEval).data(), first);
+}
+
+TEST(Sequential, BackwardBeforeForward) {
+  Sequential m = small_cnn();
+  Tensor d({1, 4});
+  EXPECT_THAT(error_of([&] { m.backward(d); }), HasSubstr("backward called before forward"));
+}
+
+}  // namespace
+}  // namespace scratchnet

@@ -20,7 +20,8 @@ def save_safetensors(path, tensors, metadata=None):
         t = tensors[name]
         if isinstance(t, torch.Tensor):
             t = t.detach().cpu().numpy()
-        a = np.ascontiguousarray(np.asarray(t, dtype="<f4"))
+        a = np.asarray(t, dtype="<f4")
+        a = np.ascontiguousarray(a).reshape(a.shape)  # keeps 0-d tensors 0-d
         data = a.tobytes()
         header[name] = {"dtype": "F32", "shape": list(a.shape),
                         "data_offsets": [offset, offset + len(data)]}

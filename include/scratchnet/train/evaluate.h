@@ -1,0 +1,34 @@
+// evaluate.h — loss, accuracy and the confusion matrix of a model on a data set.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "scratchnet/data/dataset.h"
+#include "scratchnet/model.h"
+
+namespace scratchnet {
+
+struct EvalResult {
+  int64_t count = 0;
+  double loss = 0;      // mean cross-entropy
+  double accuracy = 0;  // fraction correct, in [0, 1]
+  int64_t classes = 0;
+  std::vector<int64_t> confusion;  // (classes, classes): [true label][predicted]
+
+  int64_t correct() const;
+  // Fraction of class c's items predicted as c (NaN when the set has none of c).
+  double class_accuracy(int64_t c) const;
+  std::string to_json(const std::vector<std::string>& class_names) const;
+};
+
+// Runs the model in eval mode over the whole set in batches. The model's output must be
+// (N, K) with K >= every label; the error names the set otherwise.
+EvalResult evaluate(Sequential& model, const Dataset& set, const Preprocess& preprocess,
+                    int64_t batch_size = 1000);
+
+// The predicted class of each row of logits (N, K): the first maximum.
+void argmax_rows(std::vector<int32_t>& out, const Tensor& logits);
+
+}  // namespace scratchnet

@@ -1,0 +1,45 @@
+// recipe.h — how a model is trained: optimiser, schedule of the data, preprocessing.
+//
+// A Recipe is stored (as JSON) in every model file, so a run can be repeated or resumed,
+// and presets carry the recipes of their design documents.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "scratchnet/data/dataset.h"
+#include "scratchnet/layer.h"
+#include "scratchnet/optim/optimizer.h"
+
+namespace scratchnet {
+
+struct Recipe {
+  std::string optimizer = "adam";  // "sgd", "adam" or "adamw"
+  float lr = 1e-3f;                // > 0
+  float momentum = 0.0f;           // SGD only, >= 0
+  bool nesterov = false;           // SGD only
+  float weight_decay = 0.0f;       // >= 0 (L2 for SGD/Adam, decoupled for AdamW)
+  int64_t batch_size = 64;         // >= 1
+  int64_t epochs = 5;              // >= 1
+  uint64_t seed = 1;               // initial weights, shuffling, dropout
+  Init init = Init::kPyTorch;
+  float label_smoothing = 0.0f;  // in [0, 1)
+  Preprocess preprocess;
+};
+
+// Throws a one-line message naming the field ("lr must be positive, got -1").
+void check_recipe(const Recipe& recipe);
+
+std::string recipe_to_json(const Recipe& recipe);
+// Fields missing from the JSON keep their defaults; unknown fields are errors.
+Recipe recipe_from_json(const std::string& json_text, const std::string& source);
+
+std::string preprocess_to_json(const Preprocess& preprocess);
+Preprocess preprocess_from_json(const std::string& json_text, const std::string& source);
+
+// The optimiser the recipe names, over `params`.
+std::unique_ptr<Optimizer> make_optimizer(const Recipe& recipe, std::vector<NamedParameter> params);
+
+}  // namespace scratchnet

@@ -1,0 +1,123 @@
+#include "scratchnet/data/dataset.h"
+
+#include <algorithm>
+#include <filesystem>
+
+#include "scratchnet/check.h"
+#include "scratchnet/data/idx.h"
+
+namespace scratchnet {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::vector<std::string> kDigits = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
+const std::vector<std::string> kFashion = {"T-shirt/top", "Trouser",   "Pullover", "Dress",
+                                           "Coat",        "Sandal",    "Shirt",    "Sneaker",
+                                           "Bag",         "Ankle boot"};
+
+// dir/name or dir/name.gz, whichever exists.
+std::string find_idx(const fs::path& dir, const std::string& name) {
+  for (const std::string& candidate : {name, name + ".gz"})
+    if (fs::exists(dir / candidate)) return (dir / candidate).string();
+  fail("{}: missing {} (or {}.gz)", dir.string(), name, name);
+}
+
+}  // namespace
+
+Dataset load_idx_dataset(const std::string& images_path, const std::string& labels_path,
+                         const std::vector<std::string>& class_names) {
+  IdxArray images = read_idx(images_path);
+  IdxArray labels = read_idx(labels_path);
+  SN_CHECK(images.dims.size() == 3, "{}: expected images of shape (N, H, W), got {} dimensions",
+           images_path, images.dims.size());
+  SN_CHECK(labels.dims.size() == 1, "{}: expected labels of shape (N), got {} dimensions",
+           labels_path, labels.dims.size());
+  SN_CHECK(images.dims[0] == labels.dims[0], "{} has {} images but {} has {} labels", images_path,
+           images.dims[0], labels_path, labels.dims[0]);
+  SN_CHECK(images.dims[1] > 0 && images.dims[2] > 0, "{}: images of size {}x{} are empty",
+           images_path, images.dims[1], images.dims[2]);
+  Dataset set;
+  set.source = images_path;
+  set.height = images.dims[1];
+  set.width = images.dims[2];
+  set.images = std::move(images.data);
+  set.class_names = class_names;
+  set.labels.reserve(labels.data.size());
+  for (size_t i = 0; i < labels.data.size(); ++i) {
+    int32_t label = labels.data[i];
+    SN_CHECK(label < static_cast<int32_t>(class_names.size()),
+             "{}: label {} at index {} is out of range for {} classes", labels_path, label, i,
+             class_names.size());
+    set.labels.push_back(label);
+  }
+  return set;
+}
+
+std::vector<std::string> dataset_names() { return {"mnist", "fashion-mnist"}; }
+
+std::vector<std::string> dataset_class_names(const std::string& name) {
+  if (name == "mnist") return kDigits;
+  if (name == "fashion-mnist") return kFashion;
+  fail("unknown dataset '{}' (known: mnist, fashion-mnist, or a directory of IDX files)", name);
+}
+
+DatasetSplits load_dataset(const std::string& name_or_dir, const std::string& data_dir) {
+  auto names = dataset_names();
+  bool named = std::find(names.begin(), names.end(), name_or_dir) != names.end();
+  fs::path dir = named ? fs::path(data_dir) / name_or_dir : fs::path(name_or_dir);
+  if (!fs::is_directory(dir)) {
+    if (named)
+      fail("dataset '{}' not found in {}: run scripts/fetch-data.sh --data-dir {} {}", name_or_dir,
+           dir.string(), data_dir, name_or_dir);
+    fail("dataset '{}' is neither a known name (mnist, fashion-mnist) nor a directory",
+         name_or_dir);
+  }
+  std::vector<std::string> classes = named ? dataset_class_names(name_or_dir) : kDigits;
+  if (!named) {
+    // A directory's labels decide how many classes it has (at least 10, like MNIST's).
+    IdxArray labels = read_idx(find_idx(dir, "train-labels-idx1-ubyte"));
+    int max_label = 9;
+    for (uint8_t l : labels.data) max_label = std::max<int>(max_label, l);
+    classes.clear();
+    for (int i = 0; i <= max_label; ++i) classes.push_back(std::to_string(i));
+  }
+  DatasetSplits splits;
+  splits.train = load_idx_dataset(find_idx(dir, "train-images-idx3-ubyte"),
+                                  find_idx(dir, "train-labels-idx1-ubyte"), classes);
+  splits.test = load_idx_dataset(find_idx(dir, "t10k-images-idx3-ubyte"),
+                                 find_idx(dir, "t10k-labels-idx1-ubyte"), classes);
+  SN_CHECK(splits.train.height == splits.test.height && splits.train.width == splits.test.width,
+           "{}: training images are {}x{} but test images are {}x{}", dir.string(),
+           splits.train.height, splits.train.width, splits.test.height, splits.test.width);
+  return splits;
+}
+
+Dataset take_first(const Dataset& set, int64_t n) {
+  SN_CHECK(n >= 1 && n <= set.size(), "cannot take {} items from {}, which has {}", n, set.source,
+           set.size());
+  Dataset sub = set;
+  sub.labels.resize(n);
+  sub.images.resize(n * set.channels * set.height * set.width);
+  return sub;
+}
+
+void make_batch(Tensor& out, const Dataset& set, const int64_t* indices, int64_t count,
+                const Preprocess& preprocess) {
+  const int64_t pixels = set.channels * set.height * set.width;
+  out.resize({count, set.channels, set.height, set.width});
+  // x = p / 255 first, as torchvision's ToTensor does, then (x - mean) / std as Normalize.
+  const float mean = preprocess.normalize ? preprocess.mean : 0.0f;
+  const float std = preprocess.normalize ? preprocess.std : 1.0f;
+  for (int64_t b = 0; b < count; ++b) {
+    const uint8_t* src = set.image(indices[b]);
+    float* dst = out.data() + b * pixels;
+    for (int64_t i = 0; i < pixels; ++i) {
+      float x = static_cast<float>(src[i]) / 255.0f;
+      dst[i] = preprocess.normalize ? (x - mean) / std : x;
+    }
+  }
+}
+
+}  // namespace scratchnet

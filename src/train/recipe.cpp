@@ -1,0 +1,151 @@
+#include "scratchnet/train/recipe.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "scratchnet/check.h"
+#include "scratchnet/optim/adam.h"
+#include "scratchnet/optim/sgd.h"
+
+namespace scratchnet {
+
+using json = nlohmann::json;
+
+namespace {
+
+// Floats as the shortest decimal that reads back as them (0.1f -> 0.1 in the JSON).
+double decimal(float x) { return std::stod(fmt::format("{}", x)); }
+
+json parse_object(const std::string& text, const std::string& source, const char* what) {
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::parse_error& e) {
+    fail("{}: {} is not valid JSON: {}", source, what, e.what());
+  }
+  SN_CHECK(j.is_object(), "{}: {} must be a JSON object", source, what);
+  return j;
+}
+
+template <typename T>
+void read(const json& j, const char* key, T& out, const std::string& source) {
+  auto it = j.find(key);
+  if (it == j.end()) return;
+  try {
+    out = it->get<T>();
+  } catch (const json::exception&) {
+    fail("{}: field '{}' has the wrong type: {}", source, key, it->dump());
+  }
+}
+
+void check_keys(const json& j, std::initializer_list<const char*> known,
+                const std::string& source) {
+  for (const auto& [key, value] : j.items()) {
+    bool ok = false;
+    for (const char* k : known) ok = ok || key == k;
+    SN_CHECK(ok, "{}: unknown field '{}'", source, key);
+  }
+}
+
+}  // namespace
+
+void check_recipe(const Recipe& r) {
+  SN_CHECK(r.optimizer == "sgd" || r.optimizer == "adam" || r.optimizer == "adamw",
+           "optimizer must be sgd, adam or adamw, got '{}'", r.optimizer);
+  SN_CHECK(r.lr > 0 && std::isfinite(r.lr), "lr must be positive, got {}", r.lr);
+  SN_CHECK(r.momentum >= 0 && r.momentum < 1, "momentum must be in [0, 1), got {}", r.momentum);
+  SN_CHECK(!r.nesterov || (r.optimizer == "sgd" && r.momentum > 0),
+           "nesterov needs the sgd optimizer with momentum > 0");
+  SN_CHECK(r.momentum == 0 || r.optimizer == "sgd", "momentum applies only to the sgd optimizer");
+  SN_CHECK(r.weight_decay >= 0 && std::isfinite(r.weight_decay),
+           "weight decay must be at least 0, got {}", r.weight_decay);
+  SN_CHECK(r.batch_size >= 1, "batch size must be at least 1, got {}", r.batch_size);
+  SN_CHECK(r.epochs >= 1, "epochs must be at least 1, got {}", r.epochs);
+  SN_CHECK(r.label_smoothing >= 0 && r.label_smoothing < 1,
+           "label smoothing must be in [0, 1), got {}", r.label_smoothing);
+  SN_CHECK(!r.preprocess.normalize || r.preprocess.std > 0,
+           "normalisation std must be positive, got {}", r.preprocess.std);
+}
+
+std::string preprocess_to_json(const Preprocess& p) {
+  return json{{"scale", 1.0 / 255.0},
+              {"normalize", p.normalize},
+              {"mean", decimal(p.mean)},
+              {"std", decimal(p.std)}}
+      .dump();
+}
+
+Preprocess preprocess_from_json(const std::string& text, const std::string& source) {
+  json j = parse_object(text, source, "preprocessing");
+  check_keys(j, {"scale", "normalize", "mean", "std"}, source);
+  Preprocess p;
+  read(j, "normalize", p.normalize, source);
+  read(j, "mean", p.mean, source);
+  read(j, "std", p.std, source);
+  SN_CHECK(!p.normalize || p.std > 0, "{}: normalisation std must be positive, got {}", source,
+           p.std);
+  return p;
+}
+
+std::string recipe_to_json(const Recipe& r) {
+  return json{{"optimizer", r.optimizer},
+              {"lr", decimal(r.lr)},
+              {"momentum", decimal(r.momentum)},
+              {"nesterov", r.nesterov},
+              {"weight_decay", decimal(r.weight_decay)},
+              {"batch_size", r.batch_size},
+              {"epochs", r.epochs},
+              {"seed", r.seed},
+              {"init", r.init == Init::kPyTorch ? "pytorch" : "glorot"},
+              {"label_smoothing", decimal(r.label_smoothing)},
+              {"preprocess", json::parse(preprocess_to_json(r.preprocess))}}
+      .dump();
+}
+
+Recipe recipe_from_json(const std::string& text, const std::string& source) {
+  json j = parse_object(text, source, "recipe");
+  check_keys(j,
+             {"optimizer", "lr", "momentum", "nesterov", "weight_decay", "batch_size", "epochs",
+              "seed", "init", "label_smoothing", "preprocess"},
+             source);
+  Recipe r;
+  read(j, "optimizer", r.optimizer, source);
+  read(j, "lr", r.lr, source);
+  read(j, "momentum", r.momentum, source);
+  read(j, "nesterov", r.nesterov, source);
+  read(j, "weight_decay", r.weight_decay, source);
+  read(j, "batch_size", r.batch_size, source);
+  read(j, "epochs", r.epochs, source);
+  read(j, "seed", r.seed, source);
+  read(j, "label_smoothing", r.label_smoothing, source);
+  std::string init = "pytorch";
+  read(j, "init", init, source);
+  SN_CHECK(init == "pytorch" || init == "glorot", "{}: init must be pytorch or glorot, got '{}'",
+           source, init);
+  r.init = init == "pytorch" ? Init::kPyTorch : Init::kGlorot;
+  if (j.contains("preprocess")) r.preprocess = preprocess_from_json(j["preprocess"].dump(), source);
+  try {
+    check_recipe(r);
+  } catch (const Error& e) {
+    fail("{}: {}", source, e.what());
+  }
+  return r;
+}
+
+std::unique_ptr<Optimizer> make_optimizer(const Recipe& r, std::vector<NamedParameter> params) {
+  check_recipe(r);
+  if (r.optimizer == "sgd")
+    return std::make_unique<Sgd>(std::move(params), SgdOptions{.lr = r.lr,
+                                                               .momentum = r.momentum,
+                                                               .weight_decay = r.weight_decay,
+                                                               .nesterov = r.nesterov});
+  if (r.optimizer == "adam")
+    return std::make_unique<Adam>(std::move(params),
+                                  AdamOptions{.lr = r.lr, .weight_decay = r.weight_decay});
+  return std::make_unique<AdamW>(std::move(params),
+                                 AdamWOptions{.lr = r.lr, .weight_decay = r.weight_decay});
+}
+
+}  // namespace scratchnet

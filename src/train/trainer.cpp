@@ -1,0 +1,201 @@
+#include "scratchnet/train/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "scratchnet/check.h"
+#include "scratchnet/data/loader.h"
+#include "scratchnet/io/safetensors.h"
+#include "scratchnet/layers/dropout.h"
+#include "scratchnet/loss.h"
+#include "scratchnet/model_spec.h"
+#include "scratchnet/train/evaluate.h"
+
+namespace scratchnet {
+
+using json = nlohmann::json;
+
+namespace {
+
+constexpr const char* kOptimizerPrefix = "optimizer.";
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+json nan_as_null(double x) { return std::isnan(x) ? json(nullptr) : json(x); }
+
+std::vector<std::pair<size_t, Dropout*>> dropouts(Sequential& model) {
+  std::vector<std::pair<size_t, Dropout*>> found;
+  for (size_t i = 0; i < model.size(); ++i)
+    if (auto* d = dynamic_cast<Dropout*>(&model.layer(i))) found.emplace_back(i, d);
+  return found;
+}
+
+EpochMetrics metrics_from_json(const json& j) {
+  auto num = [&](const char* key) { return j.at(key).is_null() ? NAN : j.at(key).get<double>(); };
+  EpochMetrics m;
+  m.epoch = j.at("epoch").get<int64_t>();
+  m.train_loss = num("train_loss");
+  m.train_accuracy = num("train_accuracy");
+  m.test_loss = num("test_loss");
+  m.test_accuracy = num("test_accuracy");
+  m.seconds = num("seconds");
+  m.images_per_second = num("images_per_second");
+  m.lr = num("lr");
+  return m;
+}
+
+}  // namespace
+
+std::string EpochMetrics::to_json() const {
+  return json{{"epoch", epoch},
+              {"train_loss", nan_as_null(train_loss)},
+              {"train_accuracy", nan_as_null(train_accuracy)},
+              {"test_loss", nan_as_null(test_loss)},
+              {"test_accuracy", nan_as_null(test_accuracy)},
+              {"seconds", seconds},
+              {"images_per_second", images_per_second},
+              {"lr", lr}}
+      .dump();
+}
+
+Trainer::Trainer(Sequential& model, const Dataset& train, const Dataset* test, Recipe recipe)
+    : model_(model), train_(train), test_(test), recipe_(std::move(recipe)) {
+  check_recipe(recipe_);
+  SN_CHECK(model.built(), "the model must be built before training");
+  SN_CHECK(train.sample_shape() == model.input_shape(),
+           "{}: images of shape {} do not fit a model built for {}", train.source,
+           shape_str(train.sample_shape()), shape_str(model.input_shape()));
+  optimizer_ = make_optimizer(recipe_, model.params());
+  // Dropout streams follow the run's seed (a checkpoint restores them).
+  for (auto& [index, dropout] : dropouts(model_))
+    dropout->rng().seed_with(recipe_.seed * 1000003 + index);
+}
+
+Trainer::~Trainer() = default;
+
+void Trainer::fit(const TrainCallbacks& callbacks, int64_t until_epoch) {
+  const int64_t last = until_epoch < 0 ? recipe_.epochs : std::min(until_epoch, recipe_.epochs);
+  BatchLoader loader(train_, {.batch_size = recipe_.batch_size,
+                              .shuffle = true,
+                              .seed = recipe_.seed,
+                              .preprocess = recipe_.preprocess});
+  const CrossEntropyOptions loss_options{.label_smoothing = recipe_.label_smoothing};
+  Tensor d_logits;
+  std::vector<int32_t> predicted;
+  for (int64_t epoch = epochs_done(); epoch < last; ++epoch) {
+    auto start = std::chrono::steady_clock::now();
+    loader.start_epoch(epoch);
+    StepInfo step{
+        .epoch = epoch + 1, .epochs = recipe_.epochs, .steps = loader.batches_per_epoch()};
+    double loss_sum = 0;
+    int64_t seen = 0, correct = 0;
+    while (const Batch* batch = loader.next()) {
+      const Tensor& logits = model_.forward(batch->images, Mode::kTrain);
+      float loss = cross_entropy_loss(logits, batch->labels, &d_logits, loss_options);
+      SN_CHECK(std::isfinite(loss), "training diverged: the loss is {} at epoch {}, step {}", loss,
+               step.epoch, step.step + 1);
+      argmax_rows(predicted, logits);
+      int64_t n = logits.dim(0);
+      for (int64_t i = 0; i < n; ++i) correct += predicted[i] == batch->labels[i];
+      optimizer_->zero_grad();
+      model_.backward(d_logits);
+      optimizer_->step();
+      loss_sum += static_cast<double>(loss) * n;
+      seen += n;
+      ++step.step;
+      if (callbacks.on_step) {
+        step.loss = loss_sum / seen;
+        step.accuracy = static_cast<double>(correct) / seen;
+        step.seconds = seconds_since(start);
+        step.images_per_second = seen / std::max(step.seconds, 1e-9);
+        callbacks.on_step(step);
+      }
+    }
+    EpochMetrics m;
+    m.epoch = epoch + 1;
+    m.seconds = seconds_since(start);
+    m.train_loss = loss_sum / seen;
+    m.train_accuracy = static_cast<double>(correct) / seen;
+    m.images_per_second = seen / std::max(m.seconds, 1e-9);
+    m.lr = optimizer_->lr();
+    m.test_loss = m.test_accuracy = NAN;
+    if (test_) {
+      EvalResult r = evaluate(model_, *test_, recipe_.preprocess);
+      m.test_loss = r.loss;
+      m.test_accuracy = r.accuracy;
+    }
+    history_.push_back(m);
+    if (callbacks.on_epoch) callbacks.on_epoch(m);
+  }
+}
+
+void Trainer::save_checkpoint(const std::string& path, const ModelInfo& info) {
+  SafeTensors file = model_to_safetensors(model_, info);
+  for (const auto& s : optimizer_->state()) file.tensors[kOptimizerPrefix + s.name] = *s.tensor;
+  json history = json::array();
+  for (const auto& m : history_) history.push_back(json::parse(m.to_json()));
+  json streams = json::object();
+  for (auto& [index, dropout] : dropouts(model_)) {
+    json words = json::array();
+    for (uint64_t w : dropout->rng().state()) words.push_back(std::to_string(w));
+    streams[std::to_string(index)] = words;
+  }
+  file.metadata["recipe"] = recipe_to_json(recipe_);
+  file.metadata["trainer"] = json{
+      {"epochs_done", epochs_done()},
+      {"optimizer", optimizer_->kind()},
+      {"optimizer_steps", optimizer_->steps()},
+      {"history", history},
+      {"dropout_streams",
+       streams}}.dump();
+  write_safetensors(path, file);
+}
+
+void Trainer::load_checkpoint(const std::string& path) {
+  SafeTensors file = read_safetensors(path);
+  auto trainer_it = file.metadata.find("trainer");
+  SN_CHECK(trainer_it != file.metadata.end(),
+           "{}: not a checkpoint (no training state); a model file cannot resume a run", path);
+  LoadedModel saved = model_from_safetensors(file, path);
+  SN_CHECK(model_to_spec(saved.model) == model_to_spec(model_),
+           "{}: the checkpoint's architecture differs from the model being trained", path);
+  auto mine = model_.params();
+  auto theirs = saved.model.params();
+  for (size_t i = 0; i < mine.size(); ++i) mine[i].param->value = theirs[i].param->value;
+  auto my_buffers = model_.buffers();
+  auto their_buffers = saved.model.buffers();
+  for (size_t i = 0; i < my_buffers.size(); ++i) *my_buffers[i].tensor = *their_buffers[i].tensor;
+
+  json state;
+  try {
+    state = json::parse(trainer_it->second);
+    SN_CHECK(state.at("optimizer").get<std::string>() == optimizer_->kind(),
+             "{}: the checkpoint was trained with {}, this run uses {}", path,
+             state.at("optimizer").get<std::string>(), optimizer_->kind());
+    for (const auto& s : optimizer_->state()) {
+      auto it = file.tensors.find(kOptimizerPrefix + s.name);
+      SN_CHECK(it != file.tensors.end() && it->second.shape() == s.tensor->shape(),
+               "{}: optimizer state '{}' is missing or has the wrong shape", path, s.name);
+      *s.tensor = it->second;
+    }
+    optimizer_->set_steps(state.at("optimizer_steps").get<int64_t>());
+    history_.clear();
+    for (const auto& m : state.at("history")) history_.push_back(metrics_from_json(m));
+    SN_CHECK(epochs_done() == state.at("epochs_done").get<int64_t>(),
+             "{}: the checkpoint's history does not match its epoch count", path);
+    const json& streams = state.at("dropout_streams");
+    for (auto& [index, dropout] : dropouts(model_)) {
+      const json& words = streams.at(std::to_string(index));
+      std::array<uint64_t, 4> s{};
+      for (size_t w = 0; w < 4; ++w) s[w] = std::stoull(words.at(w).get<std::string>());
+      dropout->rng().set_state(s);
+    }
+  } catch (const json::exception& e) {
+    fail("{}: the training state is malformed: {}", path, e.what());
+  }
+}
+
+}  // namespace scratchnet

@@ -1,0 +1,118 @@
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "scratchnet/data/dataset.h"
+#include "support/error.h"
+#include "support/fixtures.h"
+#include "support/temp_dir.h"
+
+namespace scratchnet {
+namespace {
+
+using testing::error_of;
+using ::testing::HasSubstr;
+using testing::TempDir;
+
+TEST(Dataset, LoadsADirectoryOfIdxFiles) {
+  TempDir dir;
+  testing::make_idx_set(dir.path().string(), 50, 20);
+  DatasetSplits s = load_dataset(dir.path().string(), "unused");
+  EXPECT_EQ(s.train.size(), 50);
+  EXPECT_EQ(s.test.size(), 20);
+  EXPECT_EQ(s.train.sample_shape(), (Shape{1, 28, 28}));
+  EXPECT_EQ(s.train.num_classes(), 10);
+  EXPECT_EQ(s.train.images.size(), 50u * 28 * 28);
+}
+
+TEST(Dataset, NamedSetIsLookedUpUnderTheDataDirectory) {
+  TempDir dir;
+  std::filesystem::create_directories(dir.path() / "fashion-mnist");
+  testing::make_idx_set((dir.path() / "fashion-mnist").string(), 10, 10);
+  DatasetSplits s = load_dataset("fashion-mnist", dir.path().string());
+  EXPECT_EQ(s.train.class_names[9], "Ankle boot");
+}
+
+TEST(Dataset, MissingDataDirectorySaysHowToFetch) {
+  TempDir dir;
+  EXPECT_THAT(
+      error_of([&] { load_dataset("mnist", dir / "nowhere"); }),
+      HasSubstr("dataset 'mnist' not found in " + (dir / "nowhere") +
+                "/mnist: run scripts/fetch-data.sh --data-dir " + (dir / "nowhere") + " mnist"));
+}
+
+TEST(Dataset, UnknownNameThatIsNoDirectory) {
+  EXPECT_THAT(error_of([] { load_dataset("cifar", "data"); }),
+              HasSubstr("dataset 'cifar' is neither a known name (mnist, fashion-mnist) nor a "
+                        "directory"));
+}
+
+TEST(Dataset, MissingFileInDirectory) {
+  TempDir dir;
+  testing::make_idx_set(dir.path().string(), 5, 5);
+  std::filesystem::remove(dir / "t10k-labels-idx1-ubyte");
+  EXPECT_THAT(error_of([&] { load_dataset(dir.path().string(), "data"); }),
+              HasSubstr("missing t10k-labels-idx1-ubyte (or t10k-labels-idx1-ubyte.gz)"));
+}
+
+TEST(Dataset, ImageAndLabelCountsMustAgree) {
+  TempDir dir;
+  write_idx(dir / "img", IdxArray{{3, 2, 2}, std::vector<uint8_t>(12, 0)});
+  write_idx(dir / "lab", IdxArray{{4}, {0, 1, 2, 3}});
+  EXPECT_THAT(error_of([&] {
+                load_idx_dataset(dir / "img", dir / "lab", {"a", "b", "c", "d"});
+              }),
+              HasSubstr("img has 3 images but " + (dir / "lab") + " has 4 labels"));
+}
+
+TEST(Dataset, LabelOutOfRange) {
+  TempDir dir;
+  write_idx(dir / "img", IdxArray{{3, 2, 2}, std::vector<uint8_t>(12, 0)});
+  write_idx(dir / "lab", IdxArray{{3}, {0, 12, 1}});
+  EXPECT_THAT(
+      error_of([&] { load_idx_dataset(dir / "img", dir / "lab", dataset_class_names("mnist")); }),
+      HasSubstr("lab: label 12 at index 1 is out of range for 10 classes"));
+}
+
+TEST(Dataset, ImagesMustBeThreeDimensional) {
+  TempDir dir;
+  write_idx(dir / "img", IdxArray{{3}, {0, 1, 2}});
+  write_idx(dir / "lab", IdxArray{{3}, {0, 1, 2}});
+  EXPECT_THAT(error_of([&] {
+                load_idx_dataset(dir / "img", dir / "lab", {"a", "b", "c"});
+              }),
+              HasSubstr("img: expected images of shape (N, H, W), got 1 dimensions"));
+}
+
+TEST(Dataset, MakeBatchScalesAndNormalises) {
+  Dataset set;
+  set.height = 1;
+  set.width = 2;
+  set.images = {0, 255, 51, 102};
+  set.labels = {0, 1};
+  set.class_names = {"a", "b"};
+  int64_t order[] = {1, 0};
+  Tensor x;
+  make_batch(x, set, order, 2, {});
+  EXPECT_EQ(x.shape(), (Shape{2, 1, 1, 2}));
+  EXPECT_FLOAT_EQ(x[0], 0.2f);
+  EXPECT_FLOAT_EQ(x[1], 0.4f);
+  EXPECT_FLOAT_EQ(x[3], 1.0f);
+  make_batch(x, set, order, 1, {.normalize = true, .mean = 0.1307f, .std = 0.3081f});
+  EXPECT_FLOAT_EQ(x[0], (0.2f - 0.1307f) / 0.3081f);
+}
+
+TEST(Dataset, TakeFirst) {
+  TempDir dir;
+  testing::make_idx_set(dir.path().string(), 30, 5);
+  Dataset d = load_dataset(dir.path().string(), "").train;
+  Dataset sub = take_first(d, 7);
+  EXPECT_EQ(sub.size(), 7);
+  EXPECT_EQ(sub.labels[6], d.labels[6]);
+  EXPECT_EQ(sub.images.size(), 7u * 28 * 28);
+  EXPECT_THAT(error_of([&] { take_first(d, 31); }), HasSubstr("cannot take 31 items"));
+}
+
+}  // namespace
+}  // namespace scratchnet
