@@ -8,6 +8,7 @@ set -euo pipefail
 packages=(
   g++ cmake ninja-build pkg-config      # toolchain
   libfmt-dev nlohmann-json3-dev         # formatting, JSON
+  libcli11-dev                          # command-line flags
   zlib1g-dev                            # .gz data files
   libgtest-dev libgmock-dev             # tests
   clang-format                          # format check

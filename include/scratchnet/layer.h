@@ -16,7 +16,7 @@
 //   params()           the learnable tensors under PyTorch state_dict names ("weight",
 //                      "bias"); Sequential prefixes the layer index ("3.weight").
 //   buffers()          other state saved with the model ("running_mean", "running_var").
-//   describe()         one line: "Conv2d(1, 32, kernel=3, stride=1, padding=0, bias=true)".
+//   describe()         one line: "Conv2d(1, 32, kernel=3, stride=1, padding=0)".
 //   flops(in)          floating-point operations of one forward pass on input shape `in`
 //                      (a multiply-add counts as 2).
 //   init(scheme, rng)  draws the initial parameters.

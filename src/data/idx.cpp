@@ -5,9 +5,9 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <memory>
 
 #include "scratchnet/check.h"
+#include "scratchnet/io/atomic_file.h"
 
 namespace scratchnet {
 
@@ -115,16 +115,7 @@ void write_idx(const std::string& path, const IdxArray& array) {
   SN_CHECK(total == array.data.size(), "{}: IDX dimensions need {} bytes, data has {}", path, total,
            array.data.size());
   bytes.insert(bytes.end(), array.data.begin(), array.data.end());
-  std::string tmp = path + ".tmp";
-  std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(tmp.c_str(), "wb"), &std::fclose);
-  if (!f) fail("{}: cannot write: {}", tmp, std::strerror(errno));
-  bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f.get()) == bytes.size();
-  ok = std::fclose(f.release()) == 0 && ok;
-  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
-    int err = errno;
-    std::remove(tmp.c_str());
-    fail("{}: cannot write: {}", path, std::strerror(err));
-  }
+  write_file_atomic(path, [&](std::FILE* f) { std::fwrite(bytes.data(), 1, bytes.size(), f); });
 }
 
 }  // namespace scratchnet

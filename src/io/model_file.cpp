@@ -35,6 +35,12 @@ const std::string& metadata(const SafeTensors& file, const char* key, const std:
 }  // namespace
 
 SafeTensors model_to_safetensors(Sequential& model, const ModelInfo& info) {
+  int64_t outputs = shape_numel(model.output_shape(model.size() - 1));
+  SN_CHECK(info.class_names.empty() || static_cast<int64_t>(info.class_names.size()) == outputs,
+           "cannot save a model with {} outputs and {} class names", outputs,
+           info.class_names.size());
+  SN_CHECK(!info.preprocess.normalize || info.preprocess.std > 0,
+           "cannot save a model whose normalisation std is {}", info.preprocess.std);
   SafeTensors file;
   for (const auto& t : named_tensors(model)) file.tensors[t.name] = *t.tensor;
   file.metadata["format"] = kFormat;
@@ -44,6 +50,7 @@ SafeTensors model_to_safetensors(Sequential& model, const ModelInfo& info) {
   if (!info.recipe.empty()) file.metadata["recipe"] = info.recipe;
   if (!info.metrics.empty()) file.metadata["metrics"] = info.metrics;
   if (!info.origin.empty()) file.metadata["origin"] = info.origin;
+  if (!info.dataset.empty()) file.metadata["dataset"] = info.dataset;
   return file;
 }
 
@@ -66,8 +73,12 @@ LoadedModel model_from_safetensors(const SafeTensors& file, const std::string& s
     return it == file.metadata.end() ? std::string() : it->second;
   };
   loaded.info.recipe = optional("recipe");
+  if (!loaded.info.recipe.empty()) recipe_from_json(loaded.info.recipe, source + " (recipe)");
   loaded.info.metrics = optional("metrics");
+  SN_CHECK(loaded.info.metrics.empty() || json::accept(loaded.info.metrics),
+           "{}: metrics are not valid JSON", source);
   loaded.info.origin = optional("origin");
+  loaded.info.dataset = optional("dataset");
 
   std::vector<NamedBuffer> wanted = named_tensors(loaded.model);
   for (const auto& t : wanted) {

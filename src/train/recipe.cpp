@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <nlohmann/json.hpp>
+#include <type_traits>
 
 #include "scratchnet/check.h"
 #include "scratchnet/optim/adam.h"
@@ -23,21 +24,35 @@ json parse_object(const std::string& text, const std::string& source, const char
   try {
     j = json::parse(text);
   } catch (const json::parse_error& e) {
-    fail("{}: {} is not valid JSON: {}", source, what, e.what());
+    std::string why = e.what();  // without the "[json.exception.parse_error.101] " prefix
+    fail("{}: {} is not valid JSON: {}", source, what, why.substr(why.find(' ') + 1));
   }
   SN_CHECK(j.is_object(), "{}: {} must be a JSON object", source, what);
   return j;
+}
+
+// Whether a JSON value may be read as T: integers only for integer fields, non-negative
+// ones for unsigned fields, numbers (not booleans) for floats.
+template <typename T>
+bool fits(const json& v) {
+  if constexpr (std::is_same_v<T, bool>)
+    return v.is_boolean();
+  else if constexpr (std::is_same_v<T, std::string>)
+    return v.is_string();
+  else if constexpr (std::is_floating_point_v<T>)
+    return v.is_number();
+  else if constexpr (std::is_unsigned_v<T>)
+    return v.is_number_unsigned();
+  else
+    return v.is_number_integer();
 }
 
 template <typename T>
 void read(const json& j, const char* key, T& out, const std::string& source) {
   auto it = j.find(key);
   if (it == j.end()) return;
-  try {
-    out = it->get<T>();
-  } catch (const json::exception&) {
-    fail("{}: field '{}' has the wrong type: {}", source, key, it->dump());
-  }
+  SN_CHECK(fits<T>(*it), "{}: field '{}' has the wrong type: {}", source, key, it->dump());
+  out = it->get<T>();
 }
 
 void check_keys(const json& j, std::initializer_list<const char*> known,
@@ -80,6 +95,10 @@ std::string preprocess_to_json(const Preprocess& p) {
 Preprocess preprocess_from_json(const std::string& text, const std::string& source) {
   json j = parse_object(text, source, "preprocessing");
   check_keys(j, {"scale", "normalize", "mean", "std"}, source);
+  double scale = 1.0 / 255.0;
+  read(j, "scale", scale, source);
+  SN_CHECK(std::abs(scale - 1.0 / 255.0) < 1e-12,
+           "{}: pixel scale {} is not supported (expected 1/255)", source, scale);
   Preprocess p;
   read(j, "normalize", p.normalize, source);
   read(j, "mean", p.mean, source);

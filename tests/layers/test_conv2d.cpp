@@ -1,1 +1,468 @@
-// placeholder
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "scratchnet/check.h"
+#include "scratchnet/layers/conv2d.h"
+#include "scratchnet/parallel.h"
+#include "support/gradcheck.h"
+
+namespace scratchnet {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+// The message of the scratchnet::Error thrown by f, or "(no error)".
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+struct Case {
+  int64_t n, c, h, w, oc, k, stride, padding;
+  bool bias;
+};
+
+Conv2dOptions options_of(const Case& t) {
+  return {.in_channels = t.c,
+          .out_channels = t.oc,
+          .kernel = t.k,
+          .stride = t.stride,
+          .padding = t.padding,
+          .bias = t.bias};
+}
+
+Conv2dDims dims_of(const Case& t) { return conv2d_dims(options_of(t), {t.n, t.c, t.h, t.w}); }
+
+std::string name_of(const Case& t) {
+  return fmt::format("N={} C={} HxW={}x{} OC={} K={} stride={} padding={} bias={}", t.n, t.c, t.h,
+                     t.w, t.oc, t.k, t.stride, t.padding, t.bias);
+}
+
+// Shapes covering every path of the kernels: K 1, 2, 3, 4 (generic) and 5, strides 1 to 3,
+// padding 0 to 2 (including padding >= K), non-square inputs, batches and channels above 1.
+const Case kCases[] = {
+    {1, 1, 5, 5, 1, 3, 1, 0, true},  {3, 2, 7, 5, 3, 3, 1, 1, true},
+    {2, 3, 7, 5, 2, 3, 2, 1, true},  {2, 2, 6, 7, 3, 3, 1, 2, false},
+    {1, 2, 5, 4, 3, 5, 1, 2, true},  {2, 2, 7, 6, 2, 2, 2, 2, true},
+    {1, 3, 8, 7, 2, 4, 3, 1, true},  {2, 3, 4, 5, 4, 1, 1, 0, true},
+    {3, 2, 5, 7, 2, 3, 2, 2, false}, {1, 1, 3, 9, 2, 3, 1, 0, true},
+};
+
+// out[n, oc, y, x] straight from the definition in conv2d.h, testing bounds per element.
+std::vector<double> direct_forward(const std::vector<double>& in, const std::vector<double>& w,
+                                   const std::vector<double>* b, const Conv2dDims& d) {
+  std::vector<double> out(d.n * d.oc * d.oh * d.ow);
+  for (int64_t n = 0; n < d.n; ++n)
+    for (int64_t o = 0; o < d.oc; ++o)
+      for (int64_t y = 0; y < d.oh; ++y)
+        for (int64_t x = 0; x < d.ow; ++x) {
+          double sum = b ? (*b)[o] : 0.0;
+          for (int64_t c = 0; c < d.c; ++c)
+            for (int64_t i = 0; i < d.k; ++i)
+              for (int64_t j = 0; j < d.k; ++j) {
+                int64_t iy = y * d.stride + i - d.padding, ix = x * d.stride + j - d.padding;
+                if (iy < 0 || iy >= d.h || ix < 0 || ix >= d.w) continue;
+                sum += w[((o * d.c + c) * d.k + i) * d.k + j] *
+                       in[((n * d.c + c) * d.h + iy) * d.w + ix];
+              }
+          out[((n * d.oc + o) * d.oh + y) * d.ow + x] = sum;
+        }
+  return out;
+}
+
+std::vector<float> to_float(const std::vector<double>& v) { return {v.begin(), v.end()}; }
+
+Tensor tensor_of(Shape shape, const std::vector<double>& v) {
+  return Tensor(std::move(shape), to_float(v));
+}
+
+// ---- forward, worked by hand ----
+
+TEST(Conv2d, ForwardIsCrossCorrelationWithBias) {
+  // in 1..9 in a 3x3 plane, weight [[1, 2], [3, 4]], bias 0.5:
+  // out[0, 0] = 1*1 + 2*2 + 3*4 + 4*5 + 0.5 = 37.5; out[0, 1] = 2 + 6 + 15 + 24 + 0.5 = 47.5;
+  // out[1, 0] = 4 + 10 + 21 + 32 + 0.5 = 67.5;      out[1, 1] = 5 + 12 + 24 + 36 + 0.5 = 77.5.
+  // (A flipped kernel, i.e. true convolution, would give 23.5 at [0, 0].)
+  Conv2d conv({.in_channels = 1, .out_channels = 1, .kernel = 2});
+  conv.weight().value = Tensor({1, 1, 2, 2}, {1, 2, 3, 4});
+  conv.bias().value = Tensor({1}, {0.5f});
+  Tensor in({1, 1, 3, 3}, {1, 2, 3, 4, 5, 6, 7, 8, 9});
+  Tensor out(conv.output_shape(in.shape()));
+  conv.forward(out, in, Mode::kEval);
+  EXPECT_EQ(out.shape(), Shape({1, 1, 2, 2}));
+  EXPECT_THAT(out.to_vector(), ElementsAre(37.5f, 47.5f, 67.5f, 77.5f));
+}
+
+TEST(Conv2d, ForwardStride2Padding1SumsTheClippedWindows) {
+  // A 3x3 box of ones over 1..9 padded by one zero on each side, every second window:
+  // centred at (0, 0): 1 + 2 + 4 + 5 = 12; (0, 2): 2 + 3 + 5 + 6 = 16;
+  //             (2, 0): 4 + 5 + 7 + 8 = 24; (2, 2): 5 + 6 + 8 + 9 = 28.
+  Conv2d conv(
+      {.in_channels = 1, .out_channels = 1, .kernel = 3, .stride = 2, .padding = 1, .bias = false});
+  conv.weight().value.fill(1.0f);
+  Tensor in({1, 1, 3, 3}, {1, 2, 3, 4, 5, 6, 7, 8, 9});
+  Tensor out(conv.output_shape(in.shape()));
+  conv.forward(out, in, Mode::kEval);
+  EXPECT_EQ(out.shape(), Shape({1, 1, 2, 2}));
+  EXPECT_THAT(out.to_vector(), ElementsAre(12.0f, 16.0f, 24.0f, 28.0f));
+}
+
+TEST(Conv2d, ForwardMixesChannelsPerOutputChannel) {
+  // 1x1 kernel on a (2, 1, 3) sample: channel 0 = [1, 2, 3], channel 1 = [10, 20, 30].
+  // weight[0] = (1, 0.5), bias 0:  [1 + 5, 2 + 10, 3 + 15]        = [6, 12, 18]
+  // weight[1] = (-1, 2),  bias 1:  [-1 + 20 + 1, -2 + 40 + 1, ...] = [20, 39, 58]
+  // The second sample is the first times -1 (the bias does not scale).
+  Conv2d conv({.in_channels = 2, .out_channels = 2, .kernel = 1});
+  conv.weight().value = Tensor({2, 2, 1, 1}, {1, 0.5f, -1, 2});
+  conv.bias().value = Tensor({2}, {0, 1});
+  Tensor in({2, 2, 1, 3}, {1, 2, 3, 10, 20, 30, -1, -2, -3, -10, -20, -30});
+  Tensor out(conv.output_shape(in.shape()));
+  conv.forward(out, in, Mode::kTrain);
+  EXPECT_EQ(out.shape(), Shape({2, 2, 1, 3}));
+  EXPECT_THAT(out.to_vector(), ElementsAre(6, 12, 18, 20, 39, 58, -6, -12, -18, -18, -37, -56));
+}
+
+// ---- forward against the definition, on every shape ----
+
+TEST(Conv2d, ForwardMatchesTheDefinitionOnEveryShape) {
+  for (const Case& t : kCases) {
+    SCOPED_TRACE(name_of(t));
+    Conv2dDims d = dims_of(t);
+    auto in = testing::random_doubles(d.n * d.c * d.h * d.w, 1);
+    auto w = testing::random_doubles(d.oc * d.c * d.k * d.k, 2);
+    auto b = testing::random_doubles(d.oc, 3);
+    auto want = direct_forward(in, w, t.bias ? &b : nullptr, d);
+
+    std::vector<double> got(want.size(), 1e300);
+    conv2d_forward(got.data(), in.data(), w.data(), t.bias ? b.data() : nullptr, d);
+    for (size_t i = 0; i < want.size(); ++i) ASSERT_NEAR(got[i], want[i], 1e-12) << "at " << i;
+
+    auto inf = to_float(in), wf = to_float(w), bf = to_float(b);
+    std::vector<float> gotf(want.size(), 1e30f);
+    conv2d_forward(gotf.data(), inf.data(), wf.data(), t.bias ? bf.data() : nullptr, d);
+    for (size_t i = 0; i < want.size(); ++i) ASSERT_NEAR(gotf[i], want[i], 1e-5) << "at " << i;
+  }
+}
+
+// ---- gradients ----
+
+TEST(Conv2d, GradientsMatchFiniteDifferences) {
+  for (const Case& t : kCases) {
+    SCOPED_TRACE(name_of(t));
+    Conv2dDims d = dims_of(t);
+    auto in = testing::random_doubles(d.n * d.c * d.h * d.w, 11);
+    auto w = testing::random_doubles(d.oc * d.c * d.k * d.k, 12);
+    auto b = testing::random_doubles(d.oc, 13);
+    std::vector<double> d_in, d_w, d_b;
+    std::vector<testing::GradInput> inputs{{"in", &in, &d_in}, {"weight", &w, &d_w}};
+    if (t.bias) inputs.push_back({"bias", &b, &d_b});
+    testing::check_gradients(
+        [&](std::vector<double>& out) {
+          out.resize(d.n * d.oc * d.oh * d.ow);
+          conv2d_forward(out.data(), in.data(), w.data(), t.bias ? b.data() : nullptr, d);
+        },
+        [&](const std::vector<double>& d_out) {
+          conv2d_backward(d_in.data(), d_w.data(), t.bias ? d_b.data() : nullptr, d_out.data(),
+                          in.data(), w.data(), d);
+        },
+        inputs);
+  }
+}
+
+TEST(Conv2d, BackwardOverwritesInputGradientAndAddsParameterGradients) {
+  Case t{2, 3, 7, 5, 2, 3, 2, 1, true};
+  Conv2dDims d = dims_of(t);
+  auto in = testing::random_doubles(d.n * d.c * d.h * d.w, 21);
+  auto w = testing::random_doubles(d.oc * d.c * d.k * d.k, 22);
+  auto g = testing::random_doubles(d.n * d.oc * d.oh * d.ow, 23);
+  std::vector<double> d_in0(in.size(), 0.0), d_w0(w.size(), 0.0), d_b0(d.oc, 0.0);
+  conv2d_backward(d_in0.data(), d_w0.data(), d_b0.data(), g.data(), in.data(), w.data(), d);
+
+  std::vector<double> d_in(in.size(), 1e6), d_w(w.size(), 1.0), d_b(d.oc, 1.0);
+  conv2d_backward(d_in.data(), d_w.data(), d_b.data(), g.data(), in.data(), w.data(), d);
+  EXPECT_EQ(d_in, d_in0);
+  for (size_t i = 0; i < w.size(); ++i) EXPECT_DOUBLE_EQ(d_w[i], 1.0 + d_w0[i]);
+  for (int64_t o = 0; o < d.oc; ++o) EXPECT_DOUBLE_EQ(d_b[o], 1.0 + d_b0[o]);
+  EXPECT_NE(d_b0[0], 0.0);
+
+  // Any output may be skipped without changing the others.
+  std::vector<double> only_w(w.size(), 0.0), only_in(in.size(), 0.0), only_b(d.oc, 0.0);
+  conv2d_backward<double>(nullptr, only_w.data(), nullptr, g.data(), in.data(), w.data(), d);
+  conv2d_backward<double>(only_in.data(), nullptr, nullptr, g.data(), in.data(), w.data(), d);
+  conv2d_backward<double>(nullptr, nullptr, only_b.data(), g.data(), in.data(), w.data(), d);
+  EXPECT_EQ(only_w, d_w0);
+  EXPECT_EQ(only_in, d_in0);
+  EXPECT_EQ(only_b, d_b0);
+}
+
+TEST(Conv2d, KernelsGiveIdenticalBitsForAnyThreadCount) {
+  for (const Case& t : {Case{5, 3, 9, 8, 4, 3, 1, 1, true}, Case{5, 3, 9, 8, 4, 3, 2, 0, true}}) {
+    SCOPED_TRACE(name_of(t));
+    Conv2dDims d = dims_of(t);
+    auto in = to_float(testing::random_doubles(d.n * d.c * d.h * d.w, 31));
+    auto w = to_float(testing::random_doubles(d.oc * d.c * d.k * d.k, 32));
+    auto b = to_float(testing::random_doubles(d.oc, 33));
+    auto g = to_float(testing::random_doubles(d.n * d.oc * d.oh * d.ow, 34));
+    auto run = [&](int threads) {
+      set_num_threads(threads);
+      std::vector<float> out(g.size()), d_in(in.size()), d_w(w.size()), d_b(b.size());
+      conv2d_forward(out.data(), in.data(), w.data(), b.data(), d);
+      conv2d_backward(d_in.data(), d_w.data(), d_b.data(), g.data(), in.data(), w.data(), d);
+      std::vector<float> all = out;
+      for (const auto* v : {&d_in, &d_w, &d_b}) all.insert(all.end(), v->begin(), v->end());
+      return all;
+    };
+    int saved = num_threads();
+    auto one = run(1), two = run(2), three = run(3);
+    set_num_threads(saved);
+    ASSERT_EQ(one.size(), two.size());
+    EXPECT_EQ(std::memcmp(one.data(), two.data(), one.size() * sizeof(float)), 0);
+    EXPECT_EQ(std::memcmp(one.data(), three.data(), one.size() * sizeof(float)), 0);
+  }
+}
+
+TEST(Conv2d, KernelsRejectInconsistentDims) {
+  Conv2dDims d = dims_of({1, 1, 5, 5, 1, 3, 1, 0, true});
+  d.oh = 4;  // should be 3
+  std::vector<float> buf(100);
+  EXPECT_THAT(error_of([&] { conv2d_forward(buf.data(), buf.data(), buf.data(), buf.data(), d); }),
+              HasSubstr("conv2d_forward: inconsistent dims"));
+  EXPECT_THAT(error_of([&] {
+                conv2d_backward(buf.data(), buf.data(), buf.data(), buf.data(), buf.data(),
+                                buf.data(), d);
+              }),
+              HasSubstr("conv2d_backward: inconsistent dims"));
+  // An input smaller than the kernel, even with an OH the formula would give (0).
+  Conv2dDims small = dims_of({1, 1, 5, 5, 1, 3, 1, 0, true});
+  small.h = 2;
+  small.oh = 0;
+  EXPECT_THAT(
+      error_of([&] { conv2d_forward(buf.data(), buf.data(), buf.data(), buf.data(), small); }),
+      HasSubstr("conv2d_forward: inconsistent dims: input (1, 1, 2, 5), output (1, 1, 0, "
+                "3), kernel 3, stride 1, padding 0"));
+}
+
+// ---- the Layer ----
+
+TEST(Conv2d, LayerMatchesTheFloatKernelAndAddsIntoParameterGradients) {
+  for (bool bias : {true, false}) {
+    SCOPED_TRACE(bias ? "bias" : "no bias");
+    Case t{3, 2, 7, 5, 3, 3, 1, 1, bias};
+    Conv2d conv(options_of(t));
+    Rng rng(5);
+    conv.init(Init::kPyTorch, rng);
+    Conv2dDims d = dims_of(t);
+    Tensor in = tensor_of({t.n, t.c, t.h, t.w}, testing::random_doubles(d.n * d.c * d.h * d.w, 41));
+    Tensor out(conv.output_shape(in.shape()));
+    ASSERT_EQ(out.shape(), Shape({3, 3, 7, 5}));
+    conv.forward(out, in, Mode::kTrain);
+
+    const float* b = bias ? conv.bias().value.data() : nullptr;
+    std::vector<float> want(out.numel());
+    conv2d_forward(want.data(), in.data(), conv.weight().value.data(), b, d);
+    EXPECT_EQ(out.to_vector(), want);
+
+    Tensor d_out = tensor_of(out.shape(), testing::random_doubles(out.numel(), 42));
+    std::vector<float> want_d_in(in.numel()), want_d_w(conv.weight().value.numel()), want_d_b(t.oc);
+    conv2d_backward(want_d_in.data(), want_d_w.data(), bias ? want_d_b.data() : nullptr,
+                    d_out.data(), in.data(), conv.weight().value.data(), d);
+
+    Tensor d_in = Tensor::full(in.shape(), 7.0f);
+    conv.backward(d_in, d_out, in, out);
+    EXPECT_EQ(d_in.to_vector(), want_d_in);
+    EXPECT_EQ(conv.weight().grad.to_vector(), want_d_w);
+    if (bias) {
+      EXPECT_EQ(conv.bias().grad.to_vector(), want_d_b);
+    }
+
+    conv.backward(d_in, d_out, in, out);  // d_in overwritten, parameter grads doubled
+    EXPECT_EQ(d_in.to_vector(), want_d_in);
+    for (float& v : want_d_w) v *= 2;
+    for (float& v : want_d_b) v *= 2;
+    EXPECT_EQ(conv.weight().grad.to_vector(), want_d_w);
+    if (bias) {
+      EXPECT_EQ(conv.bias().grad.to_vector(), want_d_b);
+    } else {
+      EXPECT_TRUE(conv.bias().grad.empty());
+    }
+  }
+}
+
+TEST(Conv2d, LayerChecksBufferShapes) {
+  Conv2d conv({.in_channels = 1, .out_channels = 2, .kernel = 3});
+  Tensor in({1, 1, 5, 5}), out({1, 2, 3, 3}), wrong({1, 2, 3, 4});
+  EXPECT_EQ(error_of([&] { conv.forward(wrong, in, Mode::kEval); }),
+            "Conv2d forward: output: expected shape (1, 2, 3, 3), got (1, 2, 3, 4)");
+  Tensor d_in({1, 1, 5, 5}), bad_d_in({1, 1, 5, 4});
+  EXPECT_THAT(error_of([&] { conv.backward(d_in, wrong, in, out); }),
+              HasSubstr("Conv2d backward: gradient of the output: expected shape (1, 2, 3, 3)"));
+  EXPECT_THAT(error_of([&] { conv.backward(bad_d_in, out, in, out); }),
+              HasSubstr("Conv2d backward: gradient of the input: expected shape (1, 1, 5, 5)"));
+  EXPECT_EQ(error_of([&] { conv.backward(d_in, out, in, out); }), "(no error)");
+}
+
+TEST(Conv2d, RejectsBadOptions) {
+  auto make = [](Conv2dOptions o) { return error_of([&] { Conv2d conv(o); }); };
+  EXPECT_EQ(make({.in_channels = 0, .out_channels = 2, .kernel = 3}),
+            "Conv2d: in_channels must be at least 1, got 0");
+  EXPECT_EQ(make({.in_channels = 1, .out_channels = -4, .kernel = 3}),
+            "Conv2d: out_channels must be at least 1, got -4");
+  EXPECT_EQ(make({.in_channels = 1, .out_channels = 2, .kernel = 0}),
+            "Conv2d: kernel must be at least 1, got 0");
+  EXPECT_EQ(make({.in_channels = 1, .out_channels = 2, .kernel = 3, .stride = 0}),
+            "Conv2d: stride must be at least 1, got 0");
+  EXPECT_EQ(make({.in_channels = 1, .out_channels = 2, .kernel = 3, .padding = -1}),
+            "Conv2d: padding must be at least 0, got -1");
+  EXPECT_EQ(make({.in_channels = 1, .out_channels = 2, .kernel = 3}), "(no error)");
+  // Required fields left at their defaults are caught too.
+  EXPECT_EQ(make({}), "Conv2d: in_channels must be at least 1, got 0");
+}
+
+TEST(Conv2d, OutputShape) {
+  Conv2d basic({.in_channels = 1, .out_channels = 32, .kernel = 3});
+  EXPECT_EQ(basic.output_shape({64, 1, 28, 28}), Shape({64, 32, 26, 26}));
+  Conv2d same({.in_channels = 32, .out_channels = 64, .kernel = 3, .padding = 1});
+  EXPECT_EQ(same.output_shape({2, 32, 28, 28}), Shape({2, 64, 28, 28}));
+  Conv2d strided({.in_channels = 3, .out_channels = 4, .kernel = 3, .stride = 2, .padding = 1});
+  EXPECT_EQ(strided.output_shape({1, 3, 7, 5}), Shape({1, 4, 4, 3}));
+  // Padding lets an input smaller than the kernel through.
+  Conv2d big({.in_channels = 1, .out_channels = 1, .kernel = 5, .padding = 2});
+  EXPECT_EQ(big.output_shape({1, 1, 1, 2}), Shape({1, 1, 1, 2}));
+}
+
+TEST(Conv2d, RejectsBadInputShapes) {
+  Conv2d conv({.in_channels = 3, .out_channels = 8, .kernel = 5});
+  EXPECT_EQ(error_of([&] {
+              conv.output_shape({1, 1, 28, 28});
+            }),
+            "Conv2d: expects 3 input channels, got 1 (input shape (1, 1, 28, 28))");
+  EXPECT_EQ(error_of([&] {
+              conv.output_shape({1, 3, 28});
+            }),
+            "Conv2d: expects input (N, 3, H, W) with H, W >= 5 (kernel 5, padding 0), got input "
+            "of shape (1, 3, 28)");
+  EXPECT_EQ(error_of([&] {
+              conv.output_shape({1, 3, 28, 4});
+            }),
+            "Conv2d: expects input (N, 3, H, W) with H, W >= 5 (kernel 5, padding 0), got input "
+            "of shape (1, 3, 28, 4)");
+  EXPECT_EQ(error_of([&] { conv.output_shape({1, 3, 5, 5}); }), "(no error)");
+
+  Conv2d padded({.in_channels = 32, .out_channels = 64, .kernel = 5, .padding = 1});
+  EXPECT_EQ(error_of([&] {
+              padded.output_shape({1, 64, 13, 13});
+            }),
+            "Conv2d: expects 32 input channels, got 64 (input shape (1, 64, 13, 13))");
+  EXPECT_EQ(error_of([&] {
+              padded.output_shape({1, 32, 2, 13});
+            }),
+            "Conv2d: expects input (N, 32, H, W) with H, W >= 3 (kernel 5, padding 1), got input "
+            "of shape (1, 32, 2, 13)");
+  EXPECT_EQ(error_of([&] { padded.output_shape({1, 32, 3, 3}); }), "(no error)");
+
+  // forward and flops validate the input the same way.
+  Tensor in({1, 1, 28, 28}), out({1, 8, 24, 24});
+  EXPECT_THAT(error_of([&] { conv.forward(out, in, Mode::kEval); }),
+              HasSubstr("Conv2d: expects 3 input channels, got 1"));
+  EXPECT_THAT(error_of([&] {
+                conv.flops({1, 1, 28, 28});
+              }),
+              HasSubstr("Conv2d: expects 3 input channels, got 1"));
+}
+
+TEST(Conv2d, ParamsAreNamedLikePyTorchAndStartAtZero) {
+  Conv2d conv({.in_channels = 3, .out_channels = 4, .kernel = 5});
+  auto p = conv.params();
+  ASSERT_EQ(p.size(), 2u);
+  EXPECT_EQ(p[0].name, "weight");
+  EXPECT_EQ(p[0].param, &conv.weight());
+  EXPECT_EQ(p[0].param->value.shape(), Shape({4, 3, 5, 5}));
+  EXPECT_EQ(p[0].param->grad.shape(), Shape({4, 3, 5, 5}));
+  EXPECT_EQ(p[1].name, "bias");
+  EXPECT_EQ(p[1].param, &conv.bias());
+  EXPECT_EQ(p[1].param->value.shape(), Shape({4}));
+  EXPECT_EQ(p[1].param->grad.shape(), Shape({4}));
+  for (const auto& np : p) {
+    EXPECT_TRUE(np.param->trainable);
+    for (float v : np.param->value) EXPECT_EQ(v, 0.0f);
+    for (float v : np.param->grad) EXPECT_EQ(v, 0.0f);
+  }
+
+  Conv2d no_bias({.in_channels = 3, .out_channels = 4, .kernel = 5, .bias = false});
+  auto q = no_bias.params();
+  ASSERT_EQ(q.size(), 1u);
+  EXPECT_EQ(q[0].name, "weight");
+  EXPECT_TRUE(no_bias.bias().value.empty());
+  EXPECT_TRUE(no_bias.bias().grad.empty());
+}
+
+// The largest |value| in t.
+float max_abs(const Tensor& t) {
+  float m = 0;
+  for (float v : t) m = std::max(m, std::abs(v));
+  return m;
+}
+
+TEST(Conv2d, InitUsesTheFansOfTheKernel) {
+  // fan_in = 4*3*3 = 36, fan_out = 16*3*3 = 144; 576 weights make the largest draw lie
+  // within 1 % of the bound with overwhelming probability.
+  Conv2dOptions o{.in_channels = 4, .out_channels = 16, .kernel = 3};
+  Rng rng(9);
+  Conv2d torch_like(o);
+  torch_like.init(Init::kPyTorch, rng);
+  float bound = 1.0f / std::sqrt(36.0f);
+  EXPECT_LE(max_abs(torch_like.weight().value), bound);
+  EXPECT_GE(max_abs(torch_like.weight().value), 0.99f * bound);
+  EXPECT_LE(max_abs(torch_like.bias().value), bound);
+  EXPECT_GT(max_abs(torch_like.bias().value), 0.0f);
+
+  Conv2d keras_like(o);
+  keras_like.init(Init::kGlorot, rng);
+  float glorot = std::sqrt(6.0f / (36.0f + 144.0f));
+  EXPECT_LE(max_abs(keras_like.weight().value), glorot);
+  EXPECT_GE(max_abs(keras_like.weight().value), 0.99f * glorot);
+  EXPECT_EQ(max_abs(keras_like.bias().value), 0.0f);
+
+  Conv2d no_bias({.in_channels = 4, .out_channels = 16, .kernel = 3, .bias = false});
+  no_bias.init(Init::kPyTorch, rng);
+  EXPECT_GE(max_abs(no_bias.weight().value), 0.99f * bound);
+  EXPECT_TRUE(no_bias.bias().value.empty());
+}
+
+TEST(Conv2d, Describe) {
+  EXPECT_EQ(Conv2d({.in_channels = 1, .out_channels = 32, .kernel = 3}).describe(),
+            "Conv2d(1, 32, kernel=3, stride=1, padding=0)");
+  EXPECT_EQ(Conv2d({.in_channels = 32,
+                    .out_channels = 64,
+                    .kernel = 5,
+                    .stride = 2,
+                    .padding = 2,
+                    .bias = false})
+                .describe(),
+            "Conv2d(32, 64, kernel=5, stride=2, padding=2, bias=false)");
+}
+
+TEST(Conv2d, Flops) {
+  // (2, 3, 5, 5) -> (2, 4, 3, 3): 72 outputs, each 3*3*3 = 27 multiply-adds, plus a bias add.
+  Conv2d conv({.in_channels = 3, .out_channels = 4, .kernel = 3});
+  EXPECT_EQ(conv.flops({2, 3, 5, 5}), 2 * 72 * 27 + 72);
+  Conv2d no_bias({.in_channels = 3, .out_channels = 4, .kernel = 3, .bias = false});
+  EXPECT_EQ(no_bias.flops({2, 3, 5, 5}), 2 * 72 * 27);
+  // Stride and padding change only the output size: (1, 3, 7, 5) -> (1, 4, 4, 3).
+  Conv2d strided({.in_channels = 3, .out_channels = 4, .kernel = 3, .stride = 2, .padding = 1});
+  EXPECT_EQ(strided.flops({1, 3, 7, 5}), 2 * 48 * 27 + 48);
+}
+
+}  // namespace
+}  // namespace scratchnet

@@ -11,6 +11,7 @@
 //   recipe        the training recipe (recipe.h), or absent
 //   metrics       final metrics, e.g. {"test_accuracy": 0.99, ...}, or absent
 //   origin        where the weights came from (a file it was fine-tuned from), or absent
+//   dataset       the data set it was trained on (a name or a directory), or absent
 // Loading checks everything: format, a buildable spec, every tensor present with the shape
 // the architecture needs and nothing extra (but a checkpoint's optimiser state, the tensors
 // named "optimizer.*", which loading a model ignores). Errors name the file and what is wrong.
@@ -31,6 +32,7 @@ struct ModelInfo {
   std::string recipe;   // JSON or empty
   std::string metrics;  // JSON or empty
   std::string origin;   // free text or empty
+  std::string dataset;  // name or directory, or empty
 };
 
 struct LoadedModel {

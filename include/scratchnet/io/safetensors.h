@@ -10,6 +10,12 @@
 // checked against the file size before anything is allocated; errors name the file and the
 // problem. Writing goes to "<path>.tmp" and is renamed over <path>, so a crash never leaves
 // a half-written file.
+//
+// Errors throw scratchnet::Error with one line that starts with the path, e.g.
+//   "m.safetensors: cannot open: No such file or directory"
+//   "m.safetensors: tensor \"0.weight\": data_offsets [0, 10] do not match shape (3, 3) of
+//    F32 (36 bytes)"
+// A little-endian host is assumed (checked at compile time).
 #pragma once
 
 #include <map>
@@ -21,11 +27,22 @@ namespace scratchnet {
 
 struct SafeTensors {
   std::map<std::string, Tensor> tensors;
-  std::map<std::string, std::string> metadata;
+  std::map<std::string, std::string> metadata;  // "__metadata__"; empty when absent
 };
 
+// Reads the whole file, then checks: at least 8 bytes; L <= 100 MB and L <= file size - 8;
+// the header is a JSON object; each entry has a string "dtype", a "shape" of non-negative
+// integers and "data_offsets" [begin, end] with begin <= end <= data size, spanning exactly
+// numel * dtype size bytes; no two buffers overlap (gaps are tolerated);
+// "__metadata__", if present, is an object of strings. A 0-dim shape [] is a scalar.
 SafeTensors read_safetensors(const std::string& path);
-// Writes every tensor as F32, names sorted, data 8-byte aligned.
+// Writes every tensor as F32, names sorted, buffers contiguous from offset 0 in name order;
+// the header is padded with spaces to a multiple of 8 bytes, so the data starts 8-byte
+// aligned. "__metadata__" is written only when non-empty. The header is laid out as
+// tools/goldens_common.py's save_safetensors lays it out (same key order, separators and
+// \u escapes), so both write the same bytes for the same tensors and metadata (keys in
+// sorted order). A tensor named "__metadata__", or a name or metadata that is not valid
+// UTF-8, is an error; on any error <path> is left as it was and no "<path>.tmp" remains.
 void write_safetensors(const std::string& path, const SafeTensors& file);
 
 }  // namespace scratchnet

@@ -5,10 +5,14 @@
 //   weight (OC, C, K, K)      state_dict name "weight"
 //   bias   (OC)               "bias", absent when bias = false
 //   out    (N, OC, OH, OW)    OH = (H + 2*padding - K) / stride + 1, likewise OW
+//                             (needs H + 2*padding >= K and W + 2*padding >= K)
 //
 // out[n, oc, y, x] = bias[oc] + sum_{c, i, j} weight[oc, c, i, j] *
 //                    in[n, c, y*stride + i - padding, x*stride + j - padding]
-// with zeros outside the input.
+// with zeros outside the input. Weights and bias are zero until init(), which follows
+// torch.nn.Conv2d's default (kPyTorch) or Keras's (kGlorot) with fan_in = C*K*K and
+// fan_out = OC*K*K. describe() gives "Conv2d(1, 32, kernel=3, stride=1, padding=0)", with
+// ", bias=false" appended when there is no bias.
 #pragma once
 
 #include <cstdint>
@@ -33,12 +37,19 @@ struct Conv2dDims {
   int64_t k, stride, padding;
 };
 
+// The dims for input shape `in` (N, C, H, W); throws the same errors as Conv2d::output_shape.
+Conv2dDims conv2d_dims(const Conv2dOptions& options, const Shape& in);
+
 // Reference kernels, instantiated for float and double (the gradient check runs in double).
-// out (N, OC, OH, OW) is overwritten; bias may be null.
+// Both throw scratchnet::Error if `d` is inconsistent (OH, OW not what the formula gives).
+// Outputs are parallel over the batch and parameter gradients over OC, each summed in a fixed
+// order, so results are bit-identical for any thread count.
+//
+// out (N, OC, OH, OW) is overwritten; in (N, C, H, W); weight (OC, C, K, K); bias (OC) or null.
 template <typename T>
 void conv2d_forward(T* out, const T* in, const T* weight, const T* bias, const Conv2dDims& d);
-// d_in (N, C, H, W) is overwritten; d_weight (OC, C, K, K) and d_bias (OC) are added into
-// (either may be null to skip it).
+// d_in (N, C, H, W) is overwritten; d_weight (OC, C, K, K) and d_bias (OC) are added into.
+// Any of the three may be null to skip it. d_out (N, OC, OH, OW); in and weight as forward.
 template <typename T>
 void conv2d_backward(T* d_in, T* d_weight, T* d_bias, const T* d_out, const T* in, const T* weight,
                      const Conv2dDims& d);
@@ -61,7 +72,6 @@ class Conv2d : public Layer {
   Parameter& bias() { return bias_; }  // empty tensors when options.bias is false
 
  private:
-  Conv2dDims dims(const Shape& in) const;
   Conv2dOptions options_;
   Parameter weight_, bias_;
 };

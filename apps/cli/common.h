@@ -1,0 +1,51 @@
+// common.h — what the subcommands share: flags that several take, model sources, output.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <string>
+
+#include "scratchnet/io/model_file.h"
+#include "scratchnet/train/trainer.h"
+
+namespace scratchnet::cli {
+
+// Registers each subcommand on `app`; the callbacks run it.
+void add_train(CLI::App& app);
+void add_eval(CLI::App& app);
+void add_info(CLI::App& app);
+
+// --threads N (default: every core) and --data-dir DIR, as several commands take them.
+struct CommonFlags {
+  int threads = 0;  // 0: leave the default
+  std::string data_dir = "data";
+};
+void add_threads_flag(CLI::App& cmd, CommonFlags& flags);
+void add_data_dir_flag(CLI::App& cmd, CommonFlags& flags);
+void apply_threads(const CommonFlags& flags);
+
+// A model given as a preset name, a spec file (.json) or a model file (.safetensors).
+struct ModelSource {
+  LoadedModel loaded;  // built; weights only for model files
+  bool has_weights = false;
+  bool is_preset = false;
+  std::string name;  // as the user wrote it
+};
+ModelSource open_model(const std::string& name);
+
+// Progress of a training run: a redrawn bar on a terminal, plain lines otherwise.
+class Progress {
+ public:
+  explicit Progress(bool quiet);
+  void step(const StepInfo& s);
+  void epoch(const EpochMetrics& m);
+
+ private:
+  bool quiet_, tty_;
+  int64_t last_line_step_ = 0;
+};
+
+std::string percent(double fraction);  // "98.95%"
+std::string duration(double seconds);  // "1:02:03", "4:05", "12.3 s"
+
+}  // namespace scratchnet::cli

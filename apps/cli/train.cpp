@@ -1,0 +1,260 @@
+// scratchnet train — train a preset, a spec file or a model file on a data set, or resume.
+#include <fmt/format.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "common.h"
+#include "scratchnet/check.h"
+#include "scratchnet/io/atomic_file.h"
+#include "scratchnet/model_spec.h"
+#include "scratchnet/parallel.h"
+#include "scratchnet/presets.h"
+
+namespace scratchnet::cli {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+struct TrainFlags {
+  CommonFlags common;
+  std::string model = "basic";
+  std::string dataset = "mnist";
+  std::string out;
+  std::string resume;
+  Recipe recipe;  // only the fields given on the command line are used
+  std::string init = "pytorch";
+  std::vector<float> normalize;
+  bool scale_only = false;
+  int64_t limit_train = 0, limit_test = 0;
+  bool force = false, quiet = false;
+};
+
+// What a run directory remembers besides the checkpoint: where its data came from.
+struct RunSettings {
+  std::string model, dataset, data_dir;
+  int64_t limit_train = 0, limit_test = 0;
+};
+
+std::string run_settings_json(const RunSettings& r) {
+  return json{{"model", r.model},
+              {"dataset", r.dataset},
+              {"data_dir", r.data_dir},
+              {"limit_train", r.limit_train},
+              {"limit_test", r.limit_test}}
+      .dump(2);
+}
+
+RunSettings read_run_settings(const std::string& path) {
+  std::ifstream file(path);
+  SN_CHECK(file.good(), "{}: cannot open: the run directory is incomplete", path);
+  try {
+    json j = json::parse(file);
+    return {j.at("model"), j.at("dataset"), j.at("data_dir"), j.at("limit_train"),
+            j.at("limit_test")};
+  } catch (const json::exception& e) {
+    fail("{}: malformed run settings: {}", path, e.what());
+  }
+}
+
+// Fields of the recipe that the command line sets (the rest come from the preset or file).
+void apply_recipe_flags(Recipe& r, const TrainFlags& f, const CLI::App& cmd) {
+  auto given = [&](const char* name) { return cmd.count(name) > 0; };
+  if (given("--optimizer")) {
+    r.optimizer = f.recipe.optimizer;
+    if (!given("--momentum")) r.momentum = 0;
+    if (!given("--weight-decay")) r.weight_decay = r.optimizer == "adamw" ? 0.01f : 0.0f;
+  }
+  if (given("--lr")) r.lr = f.recipe.lr;
+  if (given("--momentum")) r.momentum = f.recipe.momentum;
+  if (given("--nesterov")) r.nesterov = true;
+  if (given("--weight-decay")) r.weight_decay = f.recipe.weight_decay;
+  if (given("--batch-size")) r.batch_size = f.recipe.batch_size;
+  if (given("--epochs")) r.epochs = f.recipe.epochs;
+  if (given("--seed")) r.seed = f.recipe.seed;
+  if (given("--label-smoothing")) r.label_smoothing = f.recipe.label_smoothing;
+  if (given("--init")) r.init = f.init == "glorot" ? Init::kGlorot : Init::kPyTorch;
+  if (given("--normalize")) r.preprocess = {true, f.normalize[0], f.normalize[1]};
+  if (given("--scale-only")) r.preprocess = {};
+  check_recipe(r);
+}
+
+std::string describe_recipe(const Recipe& r) {
+  std::string s = fmt::format("{} lr {}", r.optimizer, r.lr);
+  if (r.momentum > 0) s += fmt::format(" momentum {}{}", r.momentum, r.nesterov ? " nesterov" : "");
+  if (r.weight_decay > 0) s += fmt::format(" weight decay {}", r.weight_decay);
+  if (r.label_smoothing > 0) s += fmt::format(" label smoothing {}", r.label_smoothing);
+  s += fmt::format(", batch {}, {} epochs, seed {}", r.batch_size, r.epochs, r.seed);
+  s += r.preprocess.normalize
+           ? fmt::format(", pixels /255 then (x - {}) / {}", r.preprocess.mean, r.preprocess.std)
+           : ", pixels /255";
+  return s;
+}
+
+DatasetSplits load_limited(const RunSettings& run) {
+  DatasetSplits s = load_dataset(run.dataset, run.data_dir);
+  if (run.limit_train > 0) s.train = take_first(s.train, std::min(run.limit_train, s.train.size()));
+  if (run.limit_test > 0) s.test = take_first(s.test, std::min(run.limit_test, s.test.size()));
+  return s;
+}
+
+void run_train(TrainFlags& f, const CLI::App& cmd) {
+  apply_threads(f.common);
+  const bool resuming = !f.resume.empty();
+  RunSettings run;
+  LoadedModel loaded;
+  Recipe recipe;
+  std::string out_dir;
+  bool has_weights = false;
+
+  if (resuming) {
+    for (const char* flag :
+         {"--model", "--dataset", "--optimizer", "--lr", "--momentum", "--nesterov",
+          "--weight-decay", "--batch-size", "--seed", "--label-smoothing", "--init", "--normalize",
+          "--scale-only", "--limit-train", "--limit-test", "--out", "--force"})
+      SN_CHECK(cmd.count(flag) == 0,
+               "{} cannot be given with --resume: a resumed run keeps its settings (only "
+               "--epochs, --threads, --data-dir and --quiet may change)",
+               flag);
+    out_dir = f.resume;
+    std::string ckpt = (fs::path(out_dir) / "checkpoint.safetensors").string();
+    SN_CHECK(fs::exists(ckpt), "{} has no checkpoint.safetensors: nothing to resume", out_dir);
+    run = read_run_settings((fs::path(out_dir) / "run.json").string());
+    if (cmd.count("--data-dir")) run.data_dir = f.common.data_dir;
+    loaded = load_model(ckpt);
+    recipe = recipe_from_json(loaded.info.recipe, ckpt + " (recipe)");
+    if (cmd.count("--epochs")) recipe.epochs = f.recipe.epochs;
+  } else {
+    ModelSource src = open_model(f.model);
+    loaded = std::move(src.loaded);
+    has_weights = src.has_weights;
+    if (src.is_preset)
+      recipe = preset_recipe(f.model);
+    else if (!loaded.info.recipe.empty())
+      recipe = recipe_from_json(loaded.info.recipe, f.model + " (recipe)");
+    apply_recipe_flags(recipe, f, cmd);
+    run = {f.model, f.dataset, f.common.data_dir, f.limit_train, f.limit_test};
+    out_dir = f.out.empty() ? (fs::path("runs") / fs::path(f.model).stem()).string() : f.out;
+    for (const char* name : {"checkpoint.safetensors", "model.safetensors"})
+      SN_CHECK(f.force || !fs::exists(fs::path(out_dir) / name),
+               "{} already holds a run ({}): use --resume {} to continue it, --force to "
+               "replace it, or another --out",
+               out_dir, name, out_dir);
+  }
+
+  DatasetSplits data = load_limited(run);
+  Sequential& model = loaded.model;
+  int64_t classes = shape_numel(model.output_shape(model.size() - 1));
+  SN_CHECK(data.train.num_classes() <= classes,
+           "{} has {} classes but the model predicts {}: give a model with {} outputs", run.dataset,
+           data.train.num_classes(), classes, data.train.num_classes());
+  if (!resuming && !has_weights) model.init(recipe.init, recipe.seed);
+
+  Trainer trainer(model, data.train, &data.test, recipe);
+  if (resuming) {
+    trainer.load_checkpoint((fs::path(out_dir) / "checkpoint.safetensors").string());
+    SN_CHECK(trainer.epochs_done() < recipe.epochs,
+             "the run in {} has finished its {} epochs: give --epochs N with N > {} to train on",
+             out_dir, recipe.epochs, recipe.epochs);
+  }
+  fs::create_directories(out_dir);
+  if (!resuming)
+    write_text_atomic((fs::path(out_dir) / "run.json").string(), run_settings_json(run) + "\n");
+
+  fmt::print(
+      "{} {} ({} parameters, {:.1f} MFLOP per image) on {}: {} training and {} test images\n",
+      resuming ? "resuming" : "training", run.model, model.num_params(),
+      model.flops_per_sample() / 1e6, run.dataset, data.train.size(), data.test.size());
+  fmt::print("recipe: {}; {} threads; output {}\n", describe_recipe(recipe), num_threads(),
+             out_dir);
+  if (resuming) fmt::print("continuing after epoch {}\n", trainer.epochs_done());
+
+  ModelInfo info{.preprocess = recipe.preprocess,
+                 .class_names = data.train.class_names,
+                 .recipe = recipe_to_json(recipe),
+                 .origin = has_weights ? f.model : std::string(),
+                 .dataset = run.dataset};
+  if (static_cast<int64_t>(info.class_names.size()) != classes) info.class_names.clear();
+  Progress progress(f.quiet);
+  trainer.fit({.on_step = [&](const StepInfo& s) { progress.step(s); },
+               .on_epoch =
+                   [&](const EpochMetrics& m) {
+                     progress.epoch(m);
+                     std::string lines;
+                     for (const auto& h : trainer.history()) lines += h.to_json() + "\n";
+                     write_text_atomic((fs::path(out_dir) / "metrics.jsonl").string(), lines);
+                     info.metrics = m.to_json();
+                     trainer.save_checkpoint(
+                         (fs::path(out_dir) / "checkpoint.safetensors").string(), info);
+                     save_model((fs::path(out_dir) / "model.safetensors").string(), model, info);
+                   }});
+  const EpochMetrics& last = trainer.history().back();
+  double total = 0;
+  for (const auto& h : trainer.history()) total += h.seconds;
+  fmt::print("test accuracy {} ({}/{}) after {} epochs, {} per epoch\n",
+             percent(last.test_accuracy), std::llround(last.test_accuracy * data.test.size()),
+             data.test.size(), last.epoch, duration(total / trainer.history().size()));
+  fmt::print("model saved to {}\n", (fs::path(out_dir) / "model.safetensors").string());
+}
+
+}  // namespace
+
+void add_train(CLI::App& app) {
+  auto flags = std::make_shared<TrainFlags>();
+  TrainFlags& f = *flags;
+  CLI::App* cmd = app.add_subcommand(
+      "train",
+      "Train a model and evaluate it on the test set after every epoch.\n"
+      "Writes DIR/model.safetensors, DIR/checkpoint.safetensors (to resume), DIR/metrics.jsonl "
+      "and DIR/run.json.");
+  cmd->add_option("--model", f.model,
+                  "A preset (basic, bn), a model spec (.json) or a model file to start from")
+      ->capture_default_str();
+  cmd->add_option("--dataset", f.dataset,
+                  "A data set name (mnist, fashion-mnist) or a directory of IDX files")
+      ->capture_default_str();
+  add_data_dir_flag(*cmd, f.common);
+  cmd->add_option("--out", f.out, "Run directory (default: runs/<model>)");
+  cmd->add_option("--resume", f.resume, "Continue the run in this directory from its checkpoint");
+  cmd->add_flag("--force", f.force, "Replace a run already in the output directory");
+  cmd->add_option("--epochs", f.recipe.epochs, "Epochs (default: the recipe's)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--batch-size", f.recipe.batch_size, "Images per step")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--optimizer", f.recipe.optimizer, "sgd, adam or adamw")
+      ->check(CLI::IsMember({"sgd", "adam", "adamw"}));
+  cmd->add_option("--lr", f.recipe.lr, "Learning rate")->check(CLI::PositiveNumber);
+  cmd->add_option("--momentum", f.recipe.momentum, "SGD momentum")
+      ->check(CLI::Range(0.0, 0.999999));
+  cmd->add_flag("--nesterov", f.recipe.nesterov, "Nesterov momentum (SGD)");
+  cmd->add_option("--weight-decay", f.recipe.weight_decay, "L2 penalty (decoupled for adamw)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--label-smoothing", f.recipe.label_smoothing, "In [0, 1)")
+      ->check(CLI::Range(0.0, 0.999999));
+  cmd->add_option("--seed", f.recipe.seed, "Seed for weights, shuffling and dropout");
+  cmd->add_option("--init", f.init, "Weight initialisation: pytorch or glorot (Keras)")
+      ->check(CLI::IsMember({"pytorch", "glorot"}));
+  cmd->add_option("--normalize", f.normalize, "Normalise pixels as (x/255 - MEAN) / STD")
+      ->expected(2)
+      ->type_name("MEAN STD");
+  cmd->add_flag("--scale-only", f.scale_only, "Only scale pixels to [0, 1]")
+      ->excludes("--normalize");
+  cmd->add_option("--limit-train", f.limit_train, "Use only the first N training images")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--limit-test", f.limit_test, "Use only the first N test images")
+      ->check(CLI::PositiveNumber);
+  add_threads_flag(*cmd, f.common);
+  cmd->add_flag("--quiet", f.quiet, "No progress bar");
+  cmd->callback([flags, cmd] {
+    if (flags->normalize.size() == 2)
+      SN_CHECK(flags->normalize[1] > 0, "--normalize: STD must be positive, got {}",
+               flags->normalize[1]);
+    run_train(*flags, *cmd);
+  });
+}
+
+}  // namespace scratchnet::cli

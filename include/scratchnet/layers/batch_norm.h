@@ -1,0 +1,109 @@
+// batch_norm.h — batch normalisation: options, reference kernels and the layer logic shared by
+// BatchNorm2d (batch_norm2d.h) and BatchNorm1d (batch_norm1d.h), following PyTorch's
+// torch.nn.BatchNorm* with affine = true and track_running_stats = true.
+//
+// The kernels see every input as (N, C, S): C channels, each with S contiguous values per
+// sample (S = H * W for images, S = 1 for a feature batch (N, F)). Per channel c, over the
+// M = N * S values x:
+//
+//   training  mean = sum(x) / M, var = sum((x - mean)^2) / M (biased),
+//             invstd = 1 / sqrt(var + eps), x_hat = (x - mean) * invstd,
+//             out = gamma * x_hat + beta;
+//             running_mean = (1 - momentum) * running_mean + momentum * mean,
+//             running_var  = (1 - momentum) * running_var + momentum * var * M / (M - 1)
+//             (unbiased), num_batches_tracked += 1. Needs M > 1.
+//   eval      out = gamma * (x - running_mean) / sqrt(running_var + eps) + beta
+//
+//   weight (C) gamma, init 1      state_dict name "weight"
+//   bias   (C) beta, init 0       "bias"
+//   buffers running_mean (C) init 0, running_var (C) init 1, num_batches_tracked () init 0
+//
+// Per-channel sums are accumulated in double. Kernels are parallel over channels, so results
+// do not depend on the thread count.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "scratchnet/layer.h"
+
+namespace scratchnet {
+
+struct BatchNormOptions {
+  int64_t num_features = 0;  // required, >= 1: C of (N, C, H, W), F of (N, F)
+  float eps = 1e-5f;         // > 0, added to the variance
+  float momentum = 0.1f;     // in [0, 1], weight of the new batch in the running statistics
+};
+
+// Training forward. out (N, C, S) is overwritten; mean, var (biased) and invstd (C) receive
+// the batch statistics (backward_train needs mean and invstd); in (N, C, S); gamma, beta (C).
+template <typename T>
+void batch_norm_forward_train(T* out, T* mean, T* var, T* invstd, const T* in, const T* gamma,
+                              const T* beta, int64_t n, int64_t c, int64_t spatial, double eps);
+
+// Training backward, through the batch mean and variance of forward_train on the same `in`:
+//   d_beta += sum(d_out), d_gamma += sum(d_out * x_hat),
+//   d_in = gamma * invstd * (d_out - mean(d_out) - x_hat * mean(d_out * x_hat)).
+// d_in (N, C, S) is overwritten; d_gamma, d_beta (C) are added into (either may be null).
+template <typename T>
+void batch_norm_backward_train(T* d_in, T* d_gamma, T* d_beta, const T* d_out, const T* in,
+                               const T* mean, const T* invstd, const T* gamma, int64_t n, int64_t c,
+                               int64_t spatial);
+
+// Eval forward with the running statistics. out (N, C, S) is overwritten.
+template <typename T>
+void batch_norm_forward_eval(T* out, const T* in, const T* running_mean, const T* running_var,
+                             const T* gamma, const T* beta, int64_t n, int64_t c, int64_t spatial,
+                             double eps);
+
+// Eval backward, the affine map: d_in = d_out * gamma / sqrt(running_var + eps) (overwritten),
+// d_beta += sum(d_out), d_gamma += sum(d_out * x_hat) with x_hat from the running statistics.
+template <typename T>
+void batch_norm_backward_eval(T* d_in, T* d_gamma, T* d_beta, const T* d_out, const T* in,
+                              const T* running_mean, const T* running_var, const T* gamma,
+                              int64_t n, int64_t c, int64_t spatial, double eps);
+
+// running_mean, running_var (C) updated from a batch's mean and biased var (C) over
+// `count` = N * S > 1 values per channel, as PyTorch does (the variance made unbiased).
+template <typename T>
+void batch_norm_update_running(T* running_mean, T* running_var, const T* mean, const T* var,
+                               int64_t c, int64_t count, double momentum);
+
+// The layer logic of BatchNorm2d and BatchNorm1d; they add only kind() and output_shape().
+// Forward in training mode keeps the batch mean and inverse std (reused buffers) for
+// backward; backward follows the mode of the last forward.
+class BatchNorm : public Layer {
+ public:
+  void forward(Tensor& out, const Tensor& in, Mode mode) override;
+  void backward(Tensor& d_in, const Tensor& d_out, const Tensor& in, const Tensor& out) override;
+  std::string describe() const override;  // "BatchNorm2d(32, eps=1e-05, momentum=0.1)"
+  // Two per element (the normalisation as one multiply-add per value).
+  int64_t flops(const Shape& in) const override;
+  std::vector<NamedParameter> params() override;  // "weight", "bias"
+  // "running_mean", "running_var", "num_batches_tracked"
+  std::vector<NamedBuffer> buffers() override;
+  void init(Init scheme, Rng& rng) override;  // weight 1, bias 0, running statistics reset
+
+  const BatchNormOptions& options() const { return options_; }
+  Parameter& weight() { return weight_; }
+  Parameter& bias() { return bias_; }
+  Tensor& running_mean() { return running_mean_; }                // (C)
+  Tensor& running_var() { return running_var_; }                  // (C)
+  Tensor& num_batches_tracked() { return num_batches_tracked_; }  // () a count
+
+ protected:
+  // Validates the options; `kind` names the layer in the messages.
+  BatchNorm(const std::string& kind, const BatchNormOptions& options);
+
+ private:
+  void reset();
+
+  BatchNormOptions options_;
+  Parameter weight_, bias_;
+  Tensor running_mean_, running_var_, num_batches_tracked_;
+  Tensor mean_, var_, invstd_;  // (C) batch statistics of the last training forward
+  bool has_forward_ = false;
+  Mode last_mode_ = Mode::kTrain;
+};
+
+}  // namespace scratchnet
