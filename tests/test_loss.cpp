@@ -7,24 +7,14 @@
 
 #include "scratchnet/check.h"
 #include "scratchnet/loss.h"
+#include "support/error.h"
 #include "support/gradcheck.h"
 
 namespace scratchnet {
 namespace {
 
+using testing::error_of;
 using ::testing::HasSubstr;
-
-// Runs fn, expects a scratchnet::Error, and returns its message.
-template <typename Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no scratchnet::Error was thrown";
-  return "";
-}
 
 void expect_values(const Tensor& t, const std::vector<float>& want, float tol) {
   ASSERT_EQ(t.numel(), static_cast<int64_t>(want.size()));

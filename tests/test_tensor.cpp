@@ -5,20 +5,13 @@
 
 #include "scratchnet/check.h"
 #include "scratchnet/tensor.h"
+#include "support/error.h"
 
 namespace scratchnet {
 namespace {
 
+using testing::error_of;
 using ::testing::HasSubstr;
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 TEST(Tensor, ZeroFilledAndShaped) {
   Tensor t({2, 3, 4});

@@ -15,6 +15,29 @@
 
 namespace scratchnet::cli {
 
+namespace {
+CLI::Validator number_check(const char* name, bool (*ok)(double), const char* wanted) {
+  return CLI::Validator(
+      [ok, wanted](std::string& in) -> std::string {
+        double v = 0;
+        try {
+          size_t used = 0;
+          v = std::stod(in, &used);
+          if (used != in.size()) throw std::invalid_argument(in);
+        } catch (const std::exception&) {
+          return "expected a number, got '" + in + "'";
+        }
+        return ok(v) ? std::string() : std::string("must be ") + wanted + ", got " + in;
+      },
+      name);
+}
+}  // namespace
+
+const CLI::Validator kPositive =
+    number_check("POSITIVE", [](double v) { return v > 0; }, "positive");
+const CLI::Validator kNonNegative =
+    number_check("NON-NEGATIVE", [](double v) { return v >= 0; }, "at least 0");
+
 void add_threads_flag(CLI::App& cmd, CommonFlags& flags) {
   cmd.add_option("--threads", flags.threads, "Threads for the kernels (default: every core)")
       ->check(CLI::Range(1, 1024));

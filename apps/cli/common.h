@@ -24,6 +24,10 @@ void add_threads_flag(CLI::App& cmd, CommonFlags& flags);
 void add_data_dir_flag(CLI::App& cmd, CommonFlags& flags);
 void apply_threads(const CommonFlags& flags);
 
+// Flag checks with plain messages ("--epochs: must be positive, got 0").
+extern const CLI::Validator kPositive;     // > 0
+extern const CLI::Validator kNonNegative;  // >= 0
+
 // A model given as a preset name, a spec file (.json) or a model file (.safetensors).
 struct ModelSource {
   LoadedModel loaded;  // built; weights only for model files

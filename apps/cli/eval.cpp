@@ -6,6 +6,7 @@
 
 #include "common.h"
 #include "scratchnet/check.h"
+#include "scratchnet/io/atomic_file.h"
 #include "scratchnet/train/evaluate.h"
 
 namespace scratchnet::cli {
@@ -20,6 +21,7 @@ struct EvalFlags {
   int64_t batch_size = 1000;
   int64_t limit = 0;
   bool json = false;
+  std::string predictions;
 };
 
 void print_report(const EvalResult& r, const std::vector<std::string>& names) {
@@ -56,6 +58,11 @@ void run_eval(const EvalFlags& f) {
   Dataset& set = f.split == "train" ? data.train : data.test;
   if (f.limit > 0) set = take_first(set, std::min(f.limit, set.size()));
   EvalResult r = evaluate(m.model, set, m.info.preprocess, f.batch_size);
+  if (!f.predictions.empty()) {
+    std::string lines;
+    for (int32_t p : r.predicted) lines += std::to_string(p) + "\n";
+    write_text_atomic(f.predictions, lines);
+  }
   const auto& names = m.info.class_names.empty() ? set.class_names : m.info.class_names;
   if (f.json) {
     fmt::print("{}\n", r.to_json(names));
@@ -81,11 +88,13 @@ void add_eval(CLI::App& app) {
       ->check(CLI::IsMember({"test", "train"}))
       ->capture_default_str();
   cmd->add_option("--batch-size", f.batch_size, "Images per forward pass")
-      ->check(CLI::PositiveNumber)
+      ->check(kPositive)
       ->capture_default_str();
   cmd->add_option("--limit", f.limit, "Evaluate only the first N images")
-      ->check(CLI::PositiveNumber);
+      ->check(kPositive);
   cmd->add_flag("--json", f.json, "Print one JSON object instead of the report");
+  cmd->add_option("--predictions", f.predictions,
+                  "Write the predicted class of every image to FILE, one per line");
   add_threads_flag(*cmd, f.common);
   cmd->callback([flags] { run_eval(*flags); });
 }

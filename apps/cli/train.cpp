@@ -222,17 +222,17 @@ void add_train(CLI::App& app) {
   cmd->add_option("--resume", f.resume, "Continue the run in this directory from its checkpoint");
   cmd->add_flag("--force", f.force, "Replace a run already in the output directory");
   cmd->add_option("--epochs", f.recipe.epochs, "Epochs (default: the recipe's)")
-      ->check(CLI::PositiveNumber);
+      ->check(kPositive);
   cmd->add_option("--batch-size", f.recipe.batch_size, "Images per step")
-      ->check(CLI::PositiveNumber);
+      ->check(kPositive);
   cmd->add_option("--optimizer", f.recipe.optimizer, "sgd, adam or adamw")
       ->check(CLI::IsMember({"sgd", "adam", "adamw"}));
-  cmd->add_option("--lr", f.recipe.lr, "Learning rate")->check(CLI::PositiveNumber);
+  cmd->add_option("--lr", f.recipe.lr, "Learning rate")->check(kPositive);
   cmd->add_option("--momentum", f.recipe.momentum, "SGD momentum")
       ->check(CLI::Range(0.0, 0.999999));
   cmd->add_flag("--nesterov", f.recipe.nesterov, "Nesterov momentum (SGD)");
   cmd->add_option("--weight-decay", f.recipe.weight_decay, "L2 penalty (decoupled for adamw)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(kNonNegative);
   cmd->add_option("--label-smoothing", f.recipe.label_smoothing, "In [0, 1)")
       ->check(CLI::Range(0.0, 0.999999));
   cmd->add_option("--seed", f.recipe.seed, "Seed for weights, shuffling and dropout");
@@ -244,9 +244,9 @@ void add_train(CLI::App& app) {
   cmd->add_flag("--scale-only", f.scale_only, "Only scale pixels to [0, 1]")
       ->excludes("--normalize");
   cmd->add_option("--limit-train", f.limit_train, "Use only the first N training images")
-      ->check(CLI::PositiveNumber);
+      ->check(kPositive);
   cmd->add_option("--limit-test", f.limit_test, "Use only the first N test images")
-      ->check(CLI::PositiveNumber);
+      ->check(kPositive);
   add_threads_flag(*cmd, f.common);
   cmd->add_flag("--quiet", f.quiet, "No progress bar");
   cmd->callback([flags, cmd] {

@@ -10,8 +10,7 @@ namespace {
 
 // Validates what the Optimizer base does not (lr and weight_decay): eps and the betas, in
 // torch.optim.Adam's order.
-template <typename Options>
-void check_adam_options(const char* kind, const Options& options) {
+void check_adam_options(const char* kind, const AdamOptions& options) {
   SN_CHECK(options.eps >= 0, "{}: eps must be at least 0, got {}", kind, options.eps);
   SN_CHECK(options.beta1 >= 0 && options.beta1 < 1, "{}: beta1 must be in [0, 1), got {}", kind,
            options.beta1);
@@ -67,12 +66,17 @@ void adam_update(float* p, const float* g, float* m, float* v, int64_t begin, in
 
 }  // namespace
 
-Adam::Adam(std::vector<ParamGroup> groups, const AdamOptions& options)
-    : Optimizer("Adam", std::move(groups), options.lr, options.weight_decay,
+Adam::Adam(const char* kind, std::vector<ParamGroup> groups, const AdamOptions& options,
+           bool decoupled)
+    : Optimizer(kind, std::move(groups), options.lr, options.weight_decay,
                 {{"step", true}, {"exp_avg", false}, {"exp_avg_sq", false}}),
-      options_(options) {
-  check_adam_options("Adam", options_);
+      options_(options),
+      decoupled_(decoupled) {
+  check_adam_options(kind, options_);
 }
+
+Adam::Adam(std::vector<ParamGroup> groups, const AdamOptions& options)
+    : Adam("Adam", std::move(groups), options, false) {}
 
 Adam::Adam(std::vector<NamedParameter> params, const AdamOptions& options)
     : Adam(std::vector<ParamGroup>{{.params = std::move(params)}}, options) {}
@@ -83,7 +87,7 @@ void Adam::step() {
     float& t = slot->state[0][0];  // step
     t += 1.0f;
     const AdamStep k = adam_step(widen(group.lr), widen(options_.beta1), widen(options_.beta2),
-                                 widen(options_.eps), widen(group.weight_decay), false, t);
+                                 widen(options_.eps), widen(group.weight_decay), decoupled_, t);
     Parameter& param = *slot->param;
     float* p = param.value.data();       // like the parameter
     const float* g = param.grad.data();  // like the parameter
@@ -95,32 +99,16 @@ void Adam::step() {
   ++steps_;
 }
 
-AdamW::AdamW(std::vector<ParamGroup> groups, const AdamWOptions& options)
-    : Optimizer("AdamW", std::move(groups), options.lr, options.weight_decay,
-                {{"step", true}, {"exp_avg", false}, {"exp_avg_sq", false}}),
-      options_(options) {
-  check_adam_options("AdamW", options_);
-}
+AdamW::AdamW(std::vector<ParamGroup> groups, const AdamWOptions& o)
+    : Adam("AdamW", std::move(groups),
+           {.lr = o.lr,
+            .beta1 = o.beta1,
+            .beta2 = o.beta2,
+            .eps = o.eps,
+            .weight_decay = o.weight_decay},
+           true) {}
 
 AdamW::AdamW(std::vector<NamedParameter> params, const AdamWOptions& options)
     : AdamW(std::vector<ParamGroup>{{.params = std::move(params)}}, options) {}
-
-void AdamW::step() {
-  for (Slot* slot : begin_step()) {
-    const Group& group = groups_[slot->group];
-    float& t = slot->state[0][0];  // step
-    t += 1.0f;
-    const AdamStep k = adam_step(widen(group.lr), widen(options_.beta1), widen(options_.beta2),
-                                 widen(options_.eps), widen(group.weight_decay), true, t);
-    Parameter& param = *slot->param;
-    float* p = param.value.data();       // like the parameter
-    const float* g = param.grad.data();  // like the parameter
-    float* m = slot->state[1].data();    // exp_avg
-    float* v = slot->state[2].data();    // exp_avg_sq
-    for_elements(param.value.numel(),
-                 [&](int64_t begin, int64_t end) { adam_update(p, g, m, v, begin, end, k); });
-  }
-  ++steps_;
-}
 
 }  // namespace scratchnet

@@ -69,12 +69,14 @@ EvalResult evaluate(Sequential& model, const Dataset& set, const Preprocess& pre
   loader.start_epoch(0);
   double loss_sum = 0;
   std::vector<int32_t> predicted;
+  r.predicted.reserve(set.size());
   while (const Batch* batch = loader.next()) {
     const Tensor& logits = model.forward(batch->images, Mode::kEval);
     int64_t n = logits.dim(0);
     loss_sum += static_cast<double>(cross_entropy_loss(logits, batch->labels)) * n;
     argmax_rows(predicted, logits);
     for (int64_t i = 0; i < n; ++i) ++r.confusion[batch->labels[i] * r.classes + predicted[i]];
+    r.predicted.insert(r.predicted.end(), predicted.begin(), predicted.end());
     r.count += n;
   }
   r.loss = loss_sum / r.count;

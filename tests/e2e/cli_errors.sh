@@ -91,6 +91,11 @@ expect_error "unknown flag" "--lerning-rate" -- "$bin" train --lerning-rate 1 --
 model=$tmp/run/model.safetensors
 head -c 5000 "$model" >"$tmp/truncated.safetensors"
 expect_error "truncated model file" "truncated.safetensors" -- "$bin" eval "$tmp/truncated.safetensors" --dataset "$tmp/good"
+# A model file whose tensors belong to another architecture: its spec says Linear(1600, 127)
+# (the header is text, so one digit can be changed in place), its tensors are 128 wide.
+LC_ALL=C sed 's/_features\\":128/_features\\":127/g' "$model" >"$tmp/other.safetensors"
+expect_error "model of another architecture" "tensor '7.weight' has shape (128, 1600) but the architecture needs (127, 1600)" -- \
+  "$bin" eval "$tmp/other.safetensors" --dataset "$tmp/good"
 good_set "$tmp/small"; idx_images "$tmp/small/t10k-images-idx3-ubyte" 2 14
 idx_images "$tmp/small/train-images-idx3-ubyte" 4 14
 expect_error "model built for other images" "images of shape (1, 14, 14) do not fit a model built for (1, 28, 28)" -- \

@@ -10,23 +10,15 @@
 #include "scratchnet/layers/batch_norm2d.h"
 #include "scratchnet/model.h"
 #include "scratchnet/parallel.h"
+#include "support/error.h"
 #include "support/gradcheck.h"
 
 namespace scratchnet {
 namespace {
 
 using ::testing::ElementsAre;
+using testing::error_of;
 using ::testing::HasSubstr;
-
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 // The message output_shape throws for input shape `in`.
 std::string shape_error(const Layer& layer, const Shape& in) {

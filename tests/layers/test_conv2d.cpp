@@ -10,23 +10,15 @@
 #include "scratchnet/check.h"
 #include "scratchnet/layers/conv2d.h"
 #include "scratchnet/parallel.h"
+#include "support/error.h"
 #include "support/gradcheck.h"
 
 namespace scratchnet {
 namespace {
 
 using ::testing::ElementsAre;
+using testing::error_of;
 using ::testing::HasSubstr;
-
-// The message of the scratchnet::Error thrown by f, or "(no error)".
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 struct Case {
   int64_t n, c, h, w, oc, k, stride, padding;

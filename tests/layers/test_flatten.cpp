@@ -10,21 +10,14 @@
 #include "scratchnet/check.h"
 #include "scratchnet/layers/flatten.h"
 #include "scratchnet/model.h"
+#include "support/error.h"
 #include "support/gradcheck.h"
 
 namespace scratchnet {
 namespace {
 
+using testing::error_of;
 using ::testing::HasSubstr;
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error thrown)";
-}
 
 Tensor iota_tensor(const Shape& shape) {
   Tensor t(shape);

@@ -10,6 +10,7 @@
 #include "scratchnet/layers/max_pool2d.h"
 #include "scratchnet/parallel.h"
 #include "scratchnet/rng.h"
+#include "support/error.h"
 #include "support/gradcheck.h"
 
 namespace scratchnet {
@@ -17,18 +18,8 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::ElementsAreArray;
+using testing::error_of;
 using ::testing::HasSubstr;
-
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected scratchnet::Error, nothing was thrown";
-  return "";
-}
 
 Pool2dDims dims_for(const Shape& in, int64_t k, int64_t stride, int64_t padding) {
   return pool2d_dims("MaxPool2d", in, k, stride, padding);

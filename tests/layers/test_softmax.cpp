@@ -10,24 +10,17 @@
 #include "scratchnet/check.h"
 #include "scratchnet/layers/log_softmax.h"
 #include "scratchnet/layers/softmax.h"
+#include "support/error.h"
 #include "support/gradcheck.h"
 
 namespace scratchnet {
 namespace {
 
 using ::testing::ElementsAre;
+using testing::error_of;
 using ::testing::FloatEq;
 using ::testing::FloatNear;
 using ::testing::HasSubstr;
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error thrown)";
-}
 
 Tensor random_tensor(const Shape& shape, uint64_t seed, float low, float high) {
   Tensor t(shape);

@@ -9,22 +9,13 @@
 #include "scratchnet/check.h"
 #include "scratchnet/optim/adam.h"
 #include "scratchnet/parallel.h"
+#include "support/error.h"
 
 namespace scratchnet {
 namespace {
 
 using ::testing::ElementsAre;
-
-template <typename Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no scratchnet::Error was thrown";
-  return "";
-}
+using testing::error_of;
 
 Parameter make_param(std::vector<float> values) {
   const int64_t n = static_cast<int64_t>(values.size());

@@ -12,24 +12,15 @@
 #include "scratchnet/check.h"
 #include "scratchnet/optim/sgd.h"
 #include "scratchnet/parallel.h"
+#include "support/error.h"
 
 namespace scratchnet {
 namespace {
 
 using ::testing::ElementsAre;
+using testing::error_of;
 using ::testing::FloatEq;
 using ::testing::HasSubstr;
-
-template <typename Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no scratchnet::Error was thrown";
-  return "";
-}
 
 Parameter make_param(std::vector<float> values) {
   const int64_t n = static_cast<int64_t>(values.size());

@@ -163,6 +163,19 @@ TEST(RecipeJson, WrongTypesAreErrors) {
             R"(r.json: field 'normalize' has the wrong type: "yes")");
 }
 
+TEST(RecipeJson, NumbersMustHaveTheFieldsType) {
+  EXPECT_EQ(error_of([] { recipe_from_json(R"({"lr": true})", "r.json"); }),
+            "r.json: field 'lr' has the wrong type: true");
+  EXPECT_EQ(error_of([] { recipe_from_json(R"({"batch_size": 64.7})", "r.json"); }),
+            "r.json: field 'batch_size' has the wrong type: 64.7");
+  EXPECT_EQ(error_of([] { recipe_from_json(R"({"epochs": 2.5})", "r.json"); }),
+            "r.json: field 'epochs' has the wrong type: 2.5");
+  EXPECT_EQ(error_of([] { recipe_from_json(R"({"seed": -1})", "r.json"); }),
+            "r.json: field 'seed' has the wrong type: -1");
+  EXPECT_EQ(error_of([] { recipe_from_json(R"({"batch_size": 1e20})", "r.json"); }),
+            "r.json: field 'batch_size' has the wrong type: 1e+20");
+}
+
 TEST(RecipeJson, UnknownInitIsAnError) {
   EXPECT_EQ(error_of([] { recipe_from_json(R"({"init": "he"})", "r.json"); }),
             "r.json: init must be pytorch or glorot, got 'he'");
@@ -379,6 +392,12 @@ TEST(PreprocessJson, Errors) {
             "p.json: normalisation std must be positive, got 0");
   EXPECT_THAT(error_of([] { preprocess_from_json("mean=0.5", "p.json"); }),
               StartsWith("p.json: preprocessing is not valid JSON: "));
+  EXPECT_EQ(error_of([] { preprocess_from_json(R"({"scale": 1.0})", "p.json"); }),
+            "p.json: pixel scale 1 is not supported (expected 1/255)");
+  EXPECT_EQ(error_of([] { preprocess_from_json(R"({"scale": "1/255"})", "p.json"); }),
+            R"(p.json: field 'scale' has the wrong type: "1/255")");
+  EXPECT_EQ(error_of([] { preprocess_from_json("{", "p.json"); }).find("[json.exception"),
+            std::string::npos);
   EXPECT_EQ(error_of([] { preprocess_from_json("0.5", "p.json"); }),
             "p.json: preprocessing must be a JSON object");
 }

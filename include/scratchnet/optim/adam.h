@@ -47,21 +47,22 @@ class Adam : public Optimizer {
   void step() override;
   const AdamOptions& options() const { return options_; }
 
+ protected:
+  // decoupled: weight decay shrinks the parameter (AdamW) instead of adding to the gradient.
+  Adam(const char* kind, std::vector<ParamGroup> groups, const AdamOptions& options,
+       bool decoupled);
+
  private:
   AdamOptions options_;
+  bool decoupled_;
 };
 
-class AdamW : public Optimizer {
+// Adam with decoupled weight decay; options() reports its AdamOptions equivalent.
+class AdamW : public Adam {
  public:
   // Throws on invalid options: "AdamW: eps must be at least 0, got -1".
   AdamW(std::vector<ParamGroup> groups, const AdamWOptions& options = {});
   AdamW(std::vector<NamedParameter> params, const AdamWOptions& options = {});
-
-  void step() override;
-  const AdamWOptions& options() const { return options_; }
-
- private:
-  AdamWOptions options_;
 };
 
 }  // namespace scratchnet

@@ -16,6 +16,7 @@ struct EvalResult {
   double accuracy = 0;  // fraction correct, in [0, 1]
   int64_t classes = 0;
   std::vector<int64_t> confusion;  // (classes, classes): [true label][predicted]
+  std::vector<int32_t> predicted;  // (count): the predicted class of each item, in order
 
   int64_t correct() const;
   // Fraction of class c's items predicted as c (NaN when the set has none of c).
