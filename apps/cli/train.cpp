@@ -195,9 +195,10 @@ void run_train(TrainFlags& f, const CLI::App& cmd) {
   const EpochMetrics& last = trainer.history().back();
   double total = 0;
   for (const auto& h : trainer.history()) total += h.seconds;
-  fmt::print("test accuracy {} ({}/{}) after {} epochs, {} per epoch\n",
+  fmt::print("test accuracy {} ({}/{}) after {} epoch{}, {} per epoch\n",
              percent(last.test_accuracy), std::llround(last.test_accuracy * data.test.size()),
-             data.test.size(), last.epoch, duration(total / trainer.history().size()));
+             data.test.size(), last.epoch, last.epoch == 1 ? "" : "s",
+             duration(total / trainer.history().size()));
   fmt::print("model saved to {}\n", (fs::path(out_dir) / "model.safetensors").string());
 }
 
@@ -221,10 +222,8 @@ void add_train(CLI::App& app) {
   cmd->add_option("--out", f.out, "Run directory (default: runs/<model>)");
   cmd->add_option("--resume", f.resume, "Continue the run in this directory from its checkpoint");
   cmd->add_flag("--force", f.force, "Replace a run already in the output directory");
-  cmd->add_option("--epochs", f.recipe.epochs, "Epochs (default: the recipe's)")
-      ->check(kPositive);
-  cmd->add_option("--batch-size", f.recipe.batch_size, "Images per step")
-      ->check(kPositive);
+  cmd->add_option("--epochs", f.recipe.epochs, "Epochs (default: the recipe's)")->check(kPositive);
+  cmd->add_option("--batch-size", f.recipe.batch_size, "Images per step")->check(kPositive);
   cmd->add_option("--optimizer", f.recipe.optimizer, "sgd, adam or adamw")
       ->check(CLI::IsMember({"sgd", "adam", "adamw"}));
   cmd->add_option("--lr", f.recipe.lr, "Learning rate")->check(kPositive);
