@@ -120,7 +120,7 @@ void Trainer::fit(const TrainCallbacks& callbacks, int64_t until_epoch) {
     m.train_loss = loss_sum / seen;
     m.train_accuracy = static_cast<double>(correct) / seen;
     m.images_per_second = seen / std::max(m.seconds, 1e-9);
-    m.lr = optimizer_->lr();
+    m.lr = Optimizer::widen(optimizer_->lr());  // 0.001, not 0.0010000000474974513
     m.test_loss = m.test_accuracy = NAN;
     if (test_) {
       EvalResult r = evaluate(model_, *test_, recipe_.preprocess);
