@@ -32,7 +32,9 @@ void write_file_atomic(const std::string& path, const std::function<void(std::FI
 }
 
 void write_text_atomic(const std::string& path, std::string_view text) {
-  write_file_atomic(path, [&](std::FILE* f) { std::fwrite(text.data(), 1, text.size(), f); });
+  write_file_atomic(path, [&](std::FILE* f) {
+    if (!text.empty()) std::fwrite(text.data(), 1, text.size(), f);
+  });
 }
 
 }  // namespace scratchnet

@@ -307,7 +307,8 @@ void write_safetensors(const std::string& path, const SafeTensors& file) {
       length[i] = static_cast<unsigned char>(static_cast<uint64_t>(text.size()) >> (8 * i));
     std::fwrite(length, 1, kLengthBytes, f);
     std::fwrite(text.data(), 1, text.size(), f);
-    for (const Tensor* t : data) std::fwrite(t->data(), sizeof(float), t->numel(), f);
+    for (const Tensor* t : data)
+      if (!t->empty()) std::fwrite(t->data(), sizeof(float), t->numel(), f);
   });
 }
 
