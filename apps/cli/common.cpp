@@ -33,10 +33,10 @@ CLI::Validator number_check(const char* name, bool (*ok)(double), const char* wa
 }
 }  // namespace
 
-const CLI::Validator kPositive =
-    number_check("POSITIVE", [](double v) { return v > 0; }, "positive");
-const CLI::Validator kNonNegative =
-    number_check("NON-NEGATIVE", [](double v) { return v >= 0; }, "at least 0");
+const CLI::Validator kPositive = number_check(
+    "POSITIVE", [](double v) { return v > 0; }, "positive");
+const CLI::Validator kNonNegative = number_check(
+    "NON-NEGATIVE", [](double v) { return v >= 0; }, "at least 0");
 
 void add_threads_flag(CLI::App& cmd, CommonFlags& flags) {
   cmd.add_option("--threads", flags.threads, "Threads for the kernels (default: every core)")

@@ -90,8 +90,7 @@ void add_eval(CLI::App& app) {
   cmd->add_option("--batch-size", f.batch_size, "Images per forward pass")
       ->check(kPositive)
       ->capture_default_str();
-  cmd->add_option("--limit", f.limit, "Evaluate only the first N images")
-      ->check(kPositive);
+  cmd->add_option("--limit", f.limit, "Evaluate only the first N images")->check(kPositive);
   cmd->add_flag("--json", f.json, "Print one JSON object instead of the report");
   cmd->add_option("--predictions", f.predictions,
                   "Write the predicted class of every image to FILE, one per line");
