@@ -13,6 +13,7 @@
 #include "scratchnet/optim/sgd.h"
 #include "scratchnet/parallel.h"
 #include "support/error.h"
+#include "support/optim.h"
 
 namespace scratchnet {
 namespace {
@@ -22,28 +23,10 @@ using testing::error_of;
 using ::testing::FloatEq;
 using ::testing::HasSubstr;
 
-Parameter make_param(std::vector<float> values) {
-  const int64_t n = static_cast<int64_t>(values.size());
-  Parameter p({n});
-  p.value = Tensor({n}, std::move(values));
-  return p;
-}
-
-void set_grad(Parameter& p, std::vector<float> grad) {
-  p.grad = Tensor(p.value.shape(), std::move(grad));
-}
-
-std::vector<std::string> state_names(Optimizer& opt) {
-  std::vector<std::string> names;
-  for (const NamedBuffer& b : opt.state()) names.push_back(b.name);
-  return names;
-}
-
-Tensor& state_of(Optimizer& opt, const std::string& name) {
-  for (const NamedBuffer& b : opt.state())
-    if (b.name == name) return *b.tensor;
-  throw Error("no state named " + name);
-}
+using testing::make_param;
+using testing::set_grad;
+using testing::state_names;
+using testing::state_of;
 
 // ---- update rules, worked by hand ----
 
