@@ -11,7 +11,11 @@ packages=(
   libcli11-dev                          # command-line flags
   zlib1g-dev                            # .gz data files
   libgtest-dev libgmock-dev             # tests
+  libbenchmark-dev                      # kernel micro-benchmarks (bench/)
+  libstb-dev                            # PNG/JPEG images
   clang-format                          # format check
+  libonnx-dev libprotobuf-dev           # ONNX export: onnx.proto's generated classes, protobuf
+  python3-onnx python3-opencv python3-numpy  # exported ONNX files checked elsewhere (e2e test)
 )
 for arg in "$@"; do
   case "$arg" in

@@ -10,7 +10,7 @@ Sequential& Sequential::add(std::unique_ptr<Layer> layer) {
   SN_CHECK(layer != nullptr, "Sequential::add: layer is null");
   layers_.push_back(std::move(layer));
   out_shapes_.clear();  // needs building again
-  batch_ = -1;
+  batch_ = grad_batch_ = -1;
   return *this;
 }
 
@@ -46,7 +46,7 @@ void Sequential::build(const Shape& sample_shape) {
   }
   sample_shape_ = sample_shape;
   out_shapes_ = std::move(shapes);
-  batch_ = -1;
+  batch_ = grad_batch_ = -1;
 }
 
 Shape Sequential::output_shape(size_t i) const {
@@ -57,12 +57,16 @@ Shape Sequential::output_shape(size_t i) const {
 void Sequential::plan(int64_t batch) {
   if (batch == batch_) return;
   acts_.resize(layers_.size());
-  d_acts_.resize(layers_.size());
-  for (size_t i = 0; i < layers_.size(); ++i) {
-    acts_[i].resize(batched(batch, out_shapes_[i]));
-    d_acts_[i].resize(batched(batch, i == 0 ? sample_shape_ : out_shapes_[i - 1]));
-  }
+  for (size_t i = 0; i < layers_.size(); ++i) acts_[i].resize(batched(batch, out_shapes_[i]));
   batch_ = batch;
+}
+
+void Sequential::plan_gradients() {
+  if (grad_batch_ == batch_) return;
+  d_acts_.resize(layers_.size());
+  for (size_t i = 0; i < layers_.size(); ++i)
+    d_acts_[i].resize(batched(batch_, i == 0 ? sample_shape_ : out_shapes_[i - 1]));
+  grad_batch_ = batch_;
 }
 
 const Tensor& Sequential::forward(const Tensor& x, Mode mode) {
@@ -70,9 +74,20 @@ const Tensor& Sequential::forward(const Tensor& x, Mode mode) {
   SN_CHECK(x.ndim() == static_cast<int>(sample_shape_.size()) + 1 && x.dim(0) >= 1 &&
                Shape(x.shape().begin() + 1, x.shape().end()) == sample_shape_,
            "model input: expected shape {}, got {}", with_n(sample_shape_), shape_str(x.shape()));
+  const Tensor* in = &x;
+  if (mode == Mode::kEval) {
+    // Nothing is kept for a backward pass: two buffers take turns.
+    input_ = nullptr;
+    for (size_t i = 0; i < layers_.size(); ++i) {
+      Tensor& out = eval_acts_[i % 2];
+      out.resize(batched(x.dim(0), out_shapes_[i]));
+      layers_[i]->forward(out, *in, mode);
+      in = &out;
+    }
+    return *in;
+  }
   plan(x.dim(0));
   input_ = &x;
-  const Tensor* in = &x;
   for (size_t i = 0; i < layers_.size(); ++i) {
     layers_[i]->forward(acts_[i], *in, mode);
     in = &acts_[i];
@@ -81,8 +96,11 @@ const Tensor& Sequential::forward(const Tensor& x, Mode mode) {
 }
 
 const Tensor& Sequential::backward(const Tensor& d_out) {
-  SN_CHECK(input_ != nullptr, "backward called before forward");
+  SN_CHECK(input_ != nullptr,
+           "backward called before forward (or after a forward in eval mode, which keeps no "
+           "activations)");
   check_shape(d_out, acts_.back().shape(), "model backward: gradient of the output");
+  plan_gradients();
   const Tensor* d = &d_out;
   for (size_t i = layers_.size(); i-- > 0;) {
     const Tensor& in = i == 0 ? *input_ : acts_[i - 1];

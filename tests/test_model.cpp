@@ -157,6 +157,16 @@ TEST(Sequential, BuffersAreReusedAcrossSteps) {
   EXPECT_EQ(m.forward(x, Mode::kEval).data(), first);
 }
 
+TEST(Sequential, BackwardNeedsATrainingForward) {
+  Sequential m = small_cnn();
+  Tensor x = random_tensor({2, 1, 6, 5}, 3);
+  Tensor eval_out = m.forward(x, Mode::kEval);
+  EXPECT_EQ(m.forward(x, Mode::kTrain).to_vector(), eval_out.to_vector());  // no dropout/BN
+  m.forward(x, Mode::kEval);
+  Tensor d(eval_out.shape());
+  EXPECT_THAT(error_of([&] { m.backward(d); }), HasSubstr("after a forward in eval mode"));
+}
+
 TEST(Sequential, BackwardBeforeForward) {
   Sequential m = small_cnn();
   Tensor d({1, 4});

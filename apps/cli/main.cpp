@@ -6,6 +6,14 @@
 #include "common.h"
 #include "scratchnet/check.h"
 
+namespace scratchnet::cli {
+void add_predict(CLI::App& app);  // predict.cpp
+}  // namespace scratchnet::cli
+
+namespace scratchnet::cli {
+void add_export(CLI::App& app);  // export.cpp
+}  // namespace scratchnet::cli
+
 int main(int argc, char** argv) {
   CLI::App app{
       "scratchnet: build, train, evaluate and inspect convolutional image classifiers.\n"
@@ -15,6 +23,8 @@ int main(int argc, char** argv) {
   scratchnet::cli::add_train(app);
   scratchnet::cli::add_eval(app);
   scratchnet::cli::add_info(app);
+  scratchnet::cli::add_predict(app);
+  scratchnet::cli::add_export(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "common.h"
@@ -61,6 +62,60 @@ RunSettings read_run_settings(const std::string& path) {
   }
 }
 
+// The schedule flags and the kinds of --schedule each applies to.
+const std::map<std::string, std::vector<std::string>>& schedule_flags() {
+  static const std::map<std::string, std::vector<std::string>> flags = {
+      {"--schedule-unit", {"step", "multistep", "exponential", "cosine"}},
+      {"--step-size", {"step"}},
+      {"--milestones", {"multistep"}},
+      {"--gamma", {"step", "multistep", "exponential"}},
+      {"--warmup", {"cosine"}},
+      {"--warmup-start-factor", {"cosine"}},
+      {"--min-lr", {"cosine", "plateau"}},
+      {"--max-lr", {"onecycle"}},
+      {"--pct-start", {"onecycle"}},
+      {"--anneal", {"onecycle"}},
+      {"--div-factor", {"onecycle"}},
+      {"--final-div-factor", {"onecycle"}},
+      {"--three-phase", {"onecycle"}},
+      {"--monitor", {"plateau"}},
+      {"--mode", {"plateau"}},
+      {"--factor", {"plateau"}},
+      {"--patience", {"plateau"}},
+      {"--threshold", {"plateau"}},
+      {"--threshold-mode", {"plateau"}},
+      {"--cooldown", {"plateau"}},
+      {"--plateau-eps", {"plateau"}}};
+  return flags;
+}
+
+// --schedule and its flags replace the recipe's schedule; without --schedule it is kept.
+void apply_schedule_flags(Recipe& r, const TrainFlags& f, const CLI::App& cmd) {
+  auto given = [&](const std::string& name) { return cmd.count(name) > 0; };
+  const ScheduleOptions& flags = f.recipe.schedule;
+  const std::string& kind = flags.kind;
+  for (const auto& [flag, kinds] : schedule_flags()) {
+    if (!given(flag)) continue;
+    std::string list = fmt::format("{}", fmt::join(kinds, ", "));
+    SN_CHECK(given("--schedule"), "{} needs --schedule ({})", flag, list);
+    SN_CHECK(std::find(kinds.begin(), kinds.end(), kind) != kinds.end(),
+             "{} does not apply to --schedule {} (only to {})", flag, kind, list);
+  }
+  if (!given("--schedule")) return;
+  SN_CHECK(kind != "step" || given("--step-size"), "--schedule step needs --step-size N");
+  SN_CHECK(kind != "multistep" || given("--milestones"),
+           "--schedule multistep needs --milestones A,B,...");
+  SN_CHECK(kind != "exponential" || given("--gamma"), "--schedule exponential needs --gamma G");
+  for (size_t i = 0; i < flags.milestones.size(); ++i) {
+    SN_CHECK(flags.milestones[i] >= 1, "--milestones: each must be at least 1, got {}",
+             fmt::join(flags.milestones, ","));
+    SN_CHECK(i == 0 || flags.milestones[i] > flags.milestones[i - 1],
+             "--milestones must be strictly increasing, got {}", fmt::join(flags.milestones, ","));
+  }
+  r.schedule = flags;
+  if (kind == "onecycle" && !given("--max-lr")) r.schedule.max_lr = Optimizer::widen(r.lr);
+}
+
 // Fields of the recipe that the command line sets (the rest come from the preset or file).
 void apply_recipe_flags(Recipe& r, const TrainFlags& f, const CLI::App& cmd) {
   auto given = [&](const char* name) { return cmd.count(name) > 0; };
@@ -80,6 +135,7 @@ void apply_recipe_flags(Recipe& r, const TrainFlags& f, const CLI::App& cmd) {
   if (given("--init")) r.init = f.init == "glorot" ? Init::kGlorot : Init::kPyTorch;
   if (given("--normalize")) r.preprocess = {true, f.normalize[0], f.normalize[1]};
   if (given("--scale-only")) r.preprocess = {};
+  apply_schedule_flags(r, f, cmd);
   check_recipe(r);
 }
 
@@ -88,7 +144,8 @@ std::string describe_recipe(const Recipe& r) {
   if (r.momentum > 0) s += fmt::format(" momentum {}{}", r.momentum, r.nesterov ? " nesterov" : "");
   if (r.weight_decay > 0) s += fmt::format(" weight decay {}", r.weight_decay);
   if (r.label_smoothing > 0) s += fmt::format(" label smoothing {}", r.label_smoothing);
-  s += fmt::format(", batch {}, {} epochs, seed {}", r.batch_size, r.epochs, r.seed);
+  s += r.schedule.kind == "none" ? ", " : "; " + describe_schedule(r.schedule) + "; ";
+  s += fmt::format("batch {}, {} epochs, seed {}", r.batch_size, r.epochs, r.seed);
   s += r.preprocess.normalize
            ? fmt::format(", pixels /255 then (x - {}) / {}", r.preprocess.mean, r.preprocess.std)
            : ", pixels /255";
@@ -112,10 +169,13 @@ void run_train(TrainFlags& f, const CLI::App& cmd) {
   bool has_weights = false;
 
   if (resuming) {
-    for (const char* flag :
-         {"--model", "--dataset", "--optimizer", "--lr", "--momentum", "--nesterov",
-          "--weight-decay", "--batch-size", "--seed", "--label-smoothing", "--init", "--normalize",
-          "--scale-only", "--limit-train", "--limit-test", "--out", "--force"})
+    std::vector<std::string> fixed = {
+        "--model",    "--dataset",      "--optimizer",  "--lr",          "--momentum",
+        "--nesterov", "--weight-decay", "--batch-size", "--seed",        "--label-smoothing",
+        "--init",     "--normalize",    "--scale-only", "--limit-train", "--limit-test",
+        "--out",      "--force",        "--schedule"};
+    for (const auto& [flag, kinds] : schedule_flags()) fixed.push_back(flag);
+    for (const std::string& flag : fixed)
       SN_CHECK(cmd.count(flag) == 0,
                "{} cannot be given with --resume: a resumed run keeps its settings (only "
                "--epochs, --threads, --data-dir and --quiet may change)",
@@ -127,6 +187,12 @@ void run_train(TrainFlags& f, const CLI::App& cmd) {
     if (cmd.count("--data-dir")) run.data_dir = f.common.data_dir;
     loaded = load_model(ckpt);
     recipe = recipe_from_json(loaded.info.recipe, ckpt + " (recipe)");
+    const std::string& kind = recipe.schedule.kind;
+    SN_CHECK(!cmd.count("--epochs") || f.recipe.epochs == recipe.epochs ||
+                 (kind != "cosine" && kind != "onecycle"),
+             "--epochs cannot change when resuming a run with a {} schedule: its length was set "
+             "to {} epoch{}",
+             kind, recipe.epochs, recipe.epochs == 1 ? "" : "s");
     if (cmd.count("--epochs")) recipe.epochs = f.recipe.epochs;
   } else {
     ModelSource src = open_model(f.model);
@@ -202,6 +268,86 @@ void run_train(TrainFlags& f, const CLI::App& cmd) {
   fmt::print("model saved to {}\n", (fs::path(out_dir) / "model.safetensors").string());
 }
 
+void add_schedule_flags(CLI::App& cmd, ScheduleOptions& s) {
+  const char* group = "Learning-rate schedule (as torch.optim.lr_scheduler)";
+  auto option = [&](const char* name, auto& field, const char* help) {
+    return cmd.add_option(name, field, help)->group(group);
+  };
+  option("--schedule", s.kind,
+         "none (default), step (StepLR), multistep (MultiStepLR), exponential (ExponentialLR), "
+         "cosine (linear warm-up + CosineAnnealingLR), onecycle (OneCycleLR, per batch) or "
+         "plateau (ReduceLROnPlateau on the test loss, per epoch). Replaces the recipe's "
+         "schedule; the flags below set its options")
+      ->check(CLI::IsMember(
+          {"none", "step", "multistep", "exponential", "cosine", "onecycle", "plateau"}));
+  option("--schedule-unit", s.unit,
+         "What the counts of step, multistep, exponential and cosine are: epoch (the default) "
+         "or step (batches)")
+      ->check(CLI::IsMember({"epoch", "step"}));
+  option("--step-size", s.step_size, "step: multiply the lr by --gamma every N epochs (required)")
+      ->check(kPositive);
+  option("--milestones", s.milestones,
+         "multistep: increasing epochs at which the lr is multiplied by --gamma, e.g. 3,6")
+      ->delimiter(',')
+      ->type_name("A,B,...");
+  option("--gamma", s.gamma, "step, multistep, exponential: the lr's factor per decay")
+      ->capture_default_str()
+      ->check(kPositive);
+  option("--warmup", s.warmup,
+         "cosine: epochs (or steps) of linear warm-up before the cosine decay")
+      ->capture_default_str()
+      ->check(kNonNegative);
+  option("--warmup-start-factor", s.warmup_start_factor,
+         "cosine: the warm-up starts at this times the lr, in (0, 1]")
+      ->capture_default_str();
+  option("--min-lr", s.min_lr, "cosine: the lr the decay ends at; plateau: the lowest lr")
+      ->capture_default_str()
+      ->check(kNonNegative);
+  option("--max-lr", s.max_lr, "onecycle: the peak lr (default: --lr or the recipe's)")
+      ->check(kPositive);
+  option("--pct-start", s.pct_start, "onecycle: share of the steps spent rising, in (0, 1)")
+      ->capture_default_str();
+  option("--anneal", s.anneal_strategy, "onecycle: cos or linear")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"cos", "linear"}));
+  option("--div-factor", s.div_factor, "onecycle: the start lr is max-lr / this")
+      ->capture_default_str()
+      ->check(kPositive);
+  option("--final-div-factor", s.final_div_factor, "onecycle: the end lr is the start lr / this")
+      ->capture_default_str()
+      ->check(kPositive);
+  cmd.add_flag("--three-phase", s.three_phase,
+               "onecycle: come back down to the start lr, then anneal below it (the paper's "
+               "three phases)")
+      ->group(group);
+  option("--monitor", s.monitor,
+         "plateau: the metric watched: test_loss, test_accuracy, train_loss or train_accuracy")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"test_loss", "test_accuracy", "train_loss", "train_accuracy"}));
+  option("--mode", s.mode, "plateau: min (a loss) or max (an accuracy)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"min", "max"}));
+  option("--factor", s.factor, "plateau: the lr's factor when it is cut, in (0, 1)")
+      ->capture_default_str();
+  option("--patience", s.patience,
+         "plateau: epochs without improvement tolerated before the lr is cut")
+      ->capture_default_str()
+      ->check(kNonNegative);
+  option("--threshold", s.threshold, "plateau: the smallest change that counts as improvement")
+      ->capture_default_str()
+      ->check(kNonNegative);
+  option("--threshold-mode", s.threshold_mode,
+         "plateau: rel (a fraction of the best) or abs (an amount)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"rel", "abs"}));
+  option("--cooldown", s.cooldown, "plateau: epochs ignored after each cut")
+      ->capture_default_str()
+      ->check(kNonNegative);
+  option("--plateau-eps", s.eps, "plateau: a cut smaller than this is skipped")
+      ->capture_default_str()
+      ->check(kNonNegative);
+}
+
 }  // namespace
 
 void add_train(CLI::App& app) {
@@ -246,6 +392,7 @@ void add_train(CLI::App& app) {
       ->check(kPositive);
   cmd->add_option("--limit-test", f.limit_test, "Use only the first N test images")
       ->check(kPositive);
+  add_schedule_flags(*cmd, f.recipe.schedule);
   add_threads_flag(*cmd, f.common);
   cmd->add_flag("--quiet", f.quiet, "No progress bar");
   cmd->callback([flags, cmd] {

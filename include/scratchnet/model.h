@@ -48,9 +48,13 @@ class Sequential {
   const Shape& input_shape() const { return sample_shape_; }  // per sample, no N
   Shape output_shape(size_t i) const;                         // per sample, after layer i
 
-  // x (N, sample_shape...) -> output of the last layer (N, ...).
+  // x (N, sample_shape...) -> output of the last layer (N, ...). In training mode every
+  // layer's output is kept for backward (x must outlive it); in eval mode two buffers take
+  // turns, so inference needs memory for two activations only. Buffers are reused across
+  // calls; the result is valid until the next forward.
   const Tensor& forward(const Tensor& x, Mode mode);
-  // d_out like forward's result -> gradient for x. Adds into parameter grads.
+  // d_out like forward's result -> gradient for x, after a forward in training mode.
+  // Adds into parameter grads.
   const Tensor& backward(const Tensor& d_out);
 
   std::vector<NamedParameter> params();
@@ -64,7 +68,8 @@ class Sequential {
   std::string summary() const;
 
  private:
-  void plan(int64_t batch);
+  void plan(int64_t batch);  // activations for a training forward
+  void plan_gradients();     // their gradients, on the first backward
   static Shape batched(int64_t n, const Shape& sample);
 
   std::vector<std::unique_ptr<Layer>> layers_;
@@ -72,8 +77,9 @@ class Sequential {
   std::vector<Shape> out_shapes_;  // per sample, one per layer
   std::vector<Tensor> acts_;       // acts_[i] output of layer i
   std::vector<Tensor> d_acts_;     // d_acts_[i] gradient for the input of layer i
-  const Tensor* input_ = nullptr;
-  int64_t batch_ = -1;
+  Tensor eval_acts_[2];            // an eval forward's outputs, alternating
+  const Tensor* input_ = nullptr;  // the last training forward's input
+  int64_t batch_ = -1, grad_batch_ = -1;
 };
 
 }  // namespace scratchnet

@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "scratchnet/check.h"
+#include "scratchnet/data/folder.h"
 #include "scratchnet/data/idx.h"
 
 namespace scratchnet {
@@ -64,6 +65,11 @@ std::vector<std::string> dataset_class_names(const std::string& name) {
 }
 
 DatasetSplits load_dataset(const std::string& name_or_dir, const std::string& data_dir) {
+  return load_dataset(name_or_dir, data_dir, FolderOptions{});
+}
+
+DatasetSplits load_dataset(const std::string& name_or_dir, const std::string& data_dir,
+                           const FolderOptions& folder) {
   auto names = dataset_names();
   bool named = std::find(names.begin(), names.end(), name_or_dir) != names.end();
   fs::path dir = named ? fs::path(data_dir) / name_or_dir : fs::path(name_or_dir);
@@ -74,8 +80,17 @@ DatasetSplits load_dataset(const std::string& name_or_dir, const std::string& da
     fail("dataset '{}' is neither a known name (mnist, fashion-mnist) nor a directory",
          name_or_dir);
   }
+  if (!named && is_image_folder(dir.string())) return load_folder_dataset(dir.string(), folder);
   std::vector<std::string> classes = named ? dataset_class_names(name_or_dir) : kDigits;
   if (!named) {
+    bool any_idx = false;
+    for (std::string f : {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                          "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"})
+      any_idx = any_idx || fs::exists(dir / f) || fs::exists(dir / (f + ".gz"));
+    SN_CHECK(any_idx,
+             "{}: holds neither the IDX files of a data set (train-images-idx3-ubyte, ...) nor "
+             "class folders of PNG/JPEG images",
+             dir.string());
     // A directory's labels decide how many classes it has (at least 10, like MNIST's).
     IdxArray labels = read_idx(find_idx(dir, "train-labels-idx1-ubyte"));
     int max_label = 9;

@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 
 #include "scratchnet/check.h"
 #include "scratchnet/io/atomic_file.h"
@@ -23,6 +24,9 @@ class Reader {
   explicit Reader(const std::string& path) : path_(path) {
     file_ = gzopen(path.c_str(), "rb");
     if (!file_) fail("{}: cannot open: {}", path, errno ? std::strerror(errno) : "out of memory");
+    std::error_code ec;
+    file_size_ = std::filesystem::file_size(path, ec);
+    if (ec) file_size_ = 0;
   }
   ~Reader() { gzclose(file_); }
   Reader(const Reader&) = delete;
@@ -45,9 +49,14 @@ class Reader {
     return total;
   }
 
+  // The most bytes the file can produce: its size, or what deflate's best ratio (1032:1)
+  // expands it to. Valid after the first read.
+  uint64_t max_output() const { return gzdirect(file_) ? file_size_ : file_size_ * 1032; }
+
  private:
   std::string path_;
   gzFile file_;
+  uint64_t file_size_ = 0;
 };
 
 uint32_t big_endian32(const uint8_t* p) {
@@ -84,7 +93,9 @@ IdxArray read_idx(const std::string& path) {
              "{}: IDX header claims more than {} bytes of data; the file is not a valid data set",
              path, kMaxBytes);
   }
-  // Read in chunks so the buffer grows with the real data, never with the claim.
+  // Read in chunks so the buffer grows with the real data, never with the claim; reserve
+  // what the file can really hold, so a valid file is read without reallocating.
+  array.data.reserve(std::min<uint64_t>(total, reader.max_output()));
   constexpr size_t kChunk = size_t{1} << 20;
   while (array.data.size() < total) {
     size_t want = std::min<uint64_t>(kChunk, total - array.data.size());

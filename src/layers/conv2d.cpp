@@ -1,4 +1,5 @@
-// Conv2d: options, shape inference and the reference kernels.
+// Conv2d: options, shape inference, the layer and the reference kernels (the fast float
+// kernels Conv2d runs are in src/kernels/conv2d_*.cpp).
 //
 // The kernels read a zero-padded copy of the input, so no inner loop tests bounds.
 //
@@ -21,6 +22,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "../kernels/conv2d_kernels.h"
 #include "scratchnet/check.h"
 #include "scratchnet/parallel.h"
 
@@ -41,7 +43,9 @@ T* scratch(Slot slot, int64_t size) {
   return b.data();
 }
 
-void check_dims(const Conv2dDims& d, const char* fn) {
+}  // namespace
+
+void conv2d_check_dims(const Conv2dDims& d, const char* fn) {
   bool ok = d.n >= 0 && d.c >= 1 && d.h >= 1 && d.w >= 1 && d.oc >= 1 && d.k >= 1 &&
             d.stride >= 1 && d.padding >= 0 && d.h + 2 * d.padding >= d.k &&
             d.w + 2 * d.padding >= d.k && d.oh == (d.h + 2 * d.padding - d.k) / d.stride + 1 &&
@@ -51,6 +55,8 @@ void check_dims(const Conv2dDims& d, const char* fn) {
            "stride {}, padding {}",
            fn, d.n, d.c, d.h, d.w, d.n, d.oc, d.oh, d.ow, d.k, d.stride, d.padding);
 }
+
+namespace {
 
 // The input zero-padded to (N, C, H + 2*padding, W + 2*padding); `in` itself when padding is 0.
 template <typename T>
@@ -247,8 +253,9 @@ void param_gradients(T* d_weight, T* d_bias, const T* d_out, const T* in, const 
 }  // namespace
 
 template <typename T>
-void conv2d_forward(T* out, const T* in, const T* weight, const T* bias, const Conv2dDims& d) {
-  check_dims(d, "conv2d_forward");
+void conv2d_forward_reference(T* out, const T* in, const T* weight, const T* bias,
+                              const Conv2dDims& d) {
+  conv2d_check_dims(d, "conv2d_forward_reference");
   int64_t hp = d.h + 2 * d.padding, wp = d.w + 2 * d.padding;
   const T* xp = padded_input(in, d);  // (N, C, HP, WP)
   parallel_for(d.n, [&](int64_t begin, int64_t end) {
@@ -264,21 +271,21 @@ void conv2d_forward(T* out, const T* in, const T* weight, const T* bias, const C
 }
 
 template <typename T>
-void conv2d_backward(T* d_in, T* d_weight, T* d_bias, const T* d_out, const T* in, const T* weight,
-                     const Conv2dDims& d) {
-  check_dims(d, "conv2d_backward");
+void conv2d_backward_reference(T* d_in, T* d_weight, T* d_bias, const T* d_out, const T* in,
+                               const T* weight, const Conv2dDims& d) {
+  conv2d_check_dims(d, "conv2d_backward_reference");
   if (d_in) input_gradient(d_in, d_out, weight, d);
   if (d_weight || d_bias) param_gradients(d_weight, d_bias, d_out, in, d);
 }
 
-template void conv2d_forward<float>(float*, const float*, const float*, const float*,
-                                    const Conv2dDims&);
-template void conv2d_forward<double>(double*, const double*, const double*, const double*,
-                                     const Conv2dDims&);
-template void conv2d_backward<float>(float*, float*, float*, const float*, const float*,
-                                     const float*, const Conv2dDims&);
-template void conv2d_backward<double>(double*, double*, double*, const double*, const double*,
-                                      const double*, const Conv2dDims&);
+template void conv2d_forward_reference<float>(float*, const float*, const float*, const float*,
+                                              const Conv2dDims&);
+template void conv2d_forward_reference<double>(double*, const double*, const double*, const double*,
+                                               const Conv2dDims&);
+template void conv2d_backward_reference<float>(float*, float*, float*, const float*, const float*,
+                                               const float*, const Conv2dDims&);
+template void conv2d_backward_reference<double>(double*, double*, double*, const double*,
+                                                const double*, const double*, const Conv2dDims&);
 
 Conv2dDims conv2d_dims(const Conv2dOptions& o, const Shape& in) {
   int64_t k = o.kernel, p = o.padding;
@@ -325,17 +332,16 @@ Shape Conv2d::output_shape(const Shape& in) const {
 void Conv2d::forward(Tensor& out, const Tensor& in, Mode /*mode*/) {
   Conv2dDims d = conv2d_dims(options_, in.shape());
   check_shape(out, {d.n, d.oc, d.oh, d.ow}, "Conv2d forward: output");
-  conv2d_forward<float>(out.data(), in.data(), weight_.value.data(),
-                        options_.bias ? bias_.value.data() : nullptr, d);
+  conv2d_forward(out.data(), in.data(), weight_.value.data(),
+                 options_.bias ? bias_.value.data() : nullptr, d);
 }
 
 void Conv2d::backward(Tensor& d_in, const Tensor& d_out, const Tensor& in, const Tensor& /*out*/) {
   Conv2dDims d = conv2d_dims(options_, in.shape());
   check_shape(d_out, {d.n, d.oc, d.oh, d.ow}, "Conv2d backward: gradient of the output");
   check_shape(d_in, in.shape(), "Conv2d backward: gradient of the input");
-  conv2d_backward<float>(d_in.data(), weight_.grad.data(),
-                         options_.bias ? bias_.grad.data() : nullptr, d_out.data(), in.data(),
-                         weight_.value.data(), d);
+  conv2d_backward(d_in.data(), weight_.grad.data(), options_.bias ? bias_.grad.data() : nullptr,
+                  d_out.data(), in.data(), weight_.value.data(), d);
 }
 
 std::string Conv2d::describe() const {

@@ -3,8 +3,10 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <type_traits>
 
 #include "scratchnet/check.h"
+#include "scratchnet/kernels/gemm.h"
 #include "scratchnet/parallel.h"
 
 namespace scratchnet {
@@ -34,11 +36,76 @@ void axpy(T* __restrict y, T a, const T* __restrict x, int64_t len) {
   for (int64_t i = 0; i < len; ++i) y[i] += a * x[i];
 }
 
+// The float path: matrix products on gemm (results independent of the thread count, as
+// gemm_parallel guarantees). out = bias + in @ weight^T: out starts as the bias rows, then
+// gemm accumulates into it.
+void linear_forward_gemm(float* out, const float* in, const float* weight, const float* bias,
+                         int64_t n, int64_t f_in, int64_t f_out) {
+  if (bias)
+    for (int64_t i = 0; i < n; ++i) std::copy(bias, bias + f_out, out + i * f_out);
+  gemm_parallel({.trans_b = true,
+                 .m = n,
+                 .n = f_out,
+                 .k = f_in,
+                 .a = in,
+                 .lda = f_in,
+                 .b = weight,
+                 .ldb = f_in,
+                 .beta = bias ? 1.0f : 0.0f,
+                 .c = out,
+                 .ldc = f_out});
+}
+
+// d_in = d_out @ weight; d_weight += d_out^T @ in (summing over the batch in order); d_bias +=
+// column sums of d_out, each summed over n = 0, 1, ... then added.
+void linear_backward_gemm(float* d_in, float* d_weight, float* d_bias, const float* d_out,
+                          const float* in, const float* weight, int64_t n, int64_t f_in,
+                          int64_t f_out) {
+  if (d_in)
+    gemm_parallel({.m = n,
+                   .n = f_in,
+                   .k = f_out,
+                   .a = d_out,
+                   .lda = f_out,
+                   .b = weight,
+                   .ldb = f_in,
+                   .beta = 0.0f,
+                   .c = d_in,
+                   .ldc = f_in});
+  if (d_weight)
+    gemm_parallel({.trans_a = true,
+                   .m = f_out,
+                   .n = f_in,
+                   .k = n,
+                   .a = d_out,
+                   .lda = f_out,
+                   .b = in,
+                   .ldb = f_in,
+                   .beta = 1.0f,
+                   .c = d_weight,
+                   .ldc = f_in});
+  if (d_bias) {
+    constexpr int64_t kChunk = 256;  // columns summed together, vectorised over o
+    for (int64_t o0 = 0; o0 < f_out; o0 += kChunk) {
+      const int64_t count = std::min(kChunk, f_out - o0);
+      float sum[kChunk] = {};
+      for (int64_t i = 0; i < n; ++i) {
+        const float* row = d_out + i * f_out + o0;
+        for (int64_t o = 0; o < count; ++o) sum[o] += row[o];
+      }
+      for (int64_t o = 0; o < count; ++o) d_bias[o0 + o] += sum[o];
+    }
+  }
+}
+
 }  // namespace
 
 template <typename T>
 void linear_forward(T* out, const T* in, const T* weight, const T* bias, int64_t n, int64_t f_in,
                     int64_t f_out) {
+  if constexpr (std::is_same_v<T, float>) {  // the fast path; the loops below are the reference
+    return linear_forward_gemm(out, in, weight, bias, n, f_in, f_out);
+  }
   // Blocks of kRows input rows (N, F_in) against each weight row (F_in) in turn, so the
   // weight is read once per block while the block's rows stay in cache.
   parallel_for(n, [&](int64_t begin, int64_t end) {
@@ -57,6 +124,9 @@ void linear_forward(T* out, const T* in, const T* weight, const T* bias, int64_t
 template <typename T>
 void linear_backward(T* d_in, T* d_weight, T* d_bias, const T* d_out, const T* in, const T* weight,
                      int64_t n, int64_t f_in, int64_t f_out) {
+  if constexpr (std::is_same_v<T, float>) {  // the fast path; the loops below are the reference
+    return linear_backward_gemm(d_in, d_weight, d_bias, d_out, in, weight, n, f_in, f_out);
+  }
   // d_in[n, :] = sum_o d_out[n, o] * weight[o, :]: scaled weight rows accumulated into a block
   // of kRows input-gradient rows (N, F_in), so each weight row is read once per block.
   if (d_in) {

@@ -11,9 +11,13 @@ void relu_forward(T* out, const T* in, int64_t n) {
   for (int64_t i = 0; i < n; ++i) out[i] = in[i] < T(0) ? T(0) : in[i];
 }
 
+// d_out[i] is read unconditionally so the select vectorises (a conditional load does not).
 template <typename T>
 void relu_backward(T* d_in, const T* d_out, const T* in, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) d_in[i] = in[i] > T(0) ? d_out[i] : T(0);
+  for (int64_t i = 0; i < n; ++i) {
+    const T g = d_out[i];
+    d_in[i] = in[i] > T(0) ? g : T(0);
+  }
 }
 
 template void relu_forward<float>(float*, const float*, int64_t);

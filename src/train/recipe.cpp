@@ -82,6 +82,7 @@ void check_recipe(const Recipe& r) {
            "label smoothing must be in [0, 1), got {}", r.label_smoothing);
   SN_CHECK(!r.preprocess.normalize || r.preprocess.std > 0,
            "normalisation std must be positive, got {}", r.preprocess.std);
+  check_schedule(r.schedule);
 }
 
 std::string preprocess_to_json(const Preprocess& p) {
@@ -119,7 +120,8 @@ std::string recipe_to_json(const Recipe& r) {
               {"seed", r.seed},
               {"init", r.init == Init::kPyTorch ? "pytorch" : "glorot"},
               {"label_smoothing", decimal(r.label_smoothing)},
-              {"preprocess", json::parse(preprocess_to_json(r.preprocess))}}
+              {"preprocess", json::parse(preprocess_to_json(r.preprocess))},
+              {"schedule", json::parse(schedule_to_json(r.schedule))}}
       .dump();
 }
 
@@ -127,7 +129,7 @@ Recipe recipe_from_json(const std::string& text, const std::string& source) {
   json j = parse_object(text, source, "recipe");
   check_keys(j,
              {"optimizer", "lr", "momentum", "nesterov", "weight_decay", "batch_size", "epochs",
-              "seed", "init", "label_smoothing", "preprocess"},
+              "seed", "init", "label_smoothing", "preprocess", "schedule"},
              source);
   Recipe r;
   read(j, "optimizer", r.optimizer, source);
@@ -145,6 +147,7 @@ Recipe recipe_from_json(const std::string& text, const std::string& source) {
            source, init);
   r.init = init == "pytorch" ? Init::kPyTorch : Init::kGlorot;
   if (j.contains("preprocess")) r.preprocess = preprocess_from_json(j["preprocess"].dump(), source);
+  if (j.contains("schedule")) r.schedule = schedule_from_json(j["schedule"].dump(), source);
   try {
     check_recipe(r);
   } catch (const Error& e) {

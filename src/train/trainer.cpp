@@ -47,6 +47,14 @@ EpochMetrics metrics_from_json(const json& j) {
   return m;
 }
 
+// The epoch's value of a plateau schedule's monitor.
+double monitored(const EpochMetrics& m, const std::string& monitor) {
+  if (monitor == "test_loss") return m.test_loss;
+  if (monitor == "test_accuracy") return m.test_accuracy;
+  if (monitor == "train_loss") return m.train_loss;
+  return m.train_accuracy;
+}
+
 }  // namespace
 
 std::string EpochMetrics::to_json() const {
@@ -69,6 +77,20 @@ Trainer::Trainer(Sequential& model, const Dataset& train, const Dataset* test, R
            "{}: images of shape {} do not fit a model built for {}", train.source,
            shape_str(train.sample_shape()), shape_str(model.input_shape()));
   optimizer_ = make_optimizer(recipe_, model.params());
+  // As BatchLoader counts them: the last partial batch is kept.
+  steps_per_epoch_ = (train.size() + recipe_.batch_size - 1) / recipe_.batch_size;
+  const ScheduleOptions& schedule = recipe_.schedule;
+  if (schedule.kind != "none") {
+    SN_CHECK(!schedule.cycle_momentum,
+             "schedule.cycle_momentum is not supported by the trainer: the optimisers cannot "
+             "change momentum during a run");
+    SN_CHECK(
+        schedule.kind != "plateau" || test != nullptr || schedule.monitor.rfind("train_", 0) == 0,
+        "the plateau schedule monitors {}, but there is no test set", schedule.monitor);
+    schedule_ = std::make_unique<LrSchedule>(schedule, Optimizer::widen(recipe_.lr), recipe_.epochs,
+                                             steps_per_epoch_);
+    optimizer_->set_lr(static_cast<float>(schedule_->lr()));
+  }
   // Dropout streams follow the run's seed (a checkpoint restores them).
   for (auto& [index, dropout] : dropouts(model_))
     dropout->rng().seed_with(recipe_.seed * 1000003 + index);
@@ -90,7 +112,7 @@ void Trainer::fit(const TrainCallbacks& callbacks, int64_t until_epoch) {
     loader.start_epoch(epoch);
     StepInfo step{
         .epoch = epoch + 1, .epochs = recipe_.epochs, .steps = loader.batches_per_epoch()};
-    double loss_sum = 0;
+    double loss_sum = 0, last_lr = 0;
     int64_t seen = 0, correct = 0;
     while (const Batch* batch = loader.next()) {
       const Tensor& logits = model_.forward(batch->images, Mode::kTrain);
@@ -102,7 +124,13 @@ void Trainer::fit(const TrainCallbacks& callbacks, int64_t until_epoch) {
       for (int64_t i = 0; i < n; ++i) correct += predicted[i] == batch->labels[i];
       optimizer_->zero_grad();
       model_.backward(d_logits);
+      // The lr is set before each step (never after the last one: one-cycle's lr past its
+      // end is meaningless, and may be negative).
+      if (schedule_) optimizer_->set_lr(static_cast<float>(schedule_->lr()));
+      const float lr = optimizer_->lr();
       optimizer_->step();
+      if (schedule_ && schedule_->per_step()) schedule_->step();
+      step.lr = last_lr = Optimizer::widen(lr);
       loss_sum += static_cast<double>(loss) * n;
       seen += n;
       ++step.step;
@@ -120,12 +148,18 @@ void Trainer::fit(const TrainCallbacks& callbacks, int64_t until_epoch) {
     m.train_loss = loss_sum / seen;
     m.train_accuracy = static_cast<double>(correct) / seen;
     m.images_per_second = seen / std::max(m.seconds, 1e-9);
-    m.lr = Optimizer::widen(optimizer_->lr());  // 0.001, not 0.0010000000474974513
+    m.lr = last_lr;  // 0.001, not 0.0010000000474974513
     m.test_loss = m.test_accuracy = NAN;
     if (test_) {
       EvalResult r = evaluate(model_, *test_, recipe_.preprocess);
       m.test_loss = r.loss;
       m.test_accuracy = r.accuracy;
+    }
+    if (schedule_ && !schedule_->per_step()) {
+      if (recipe_.schedule.kind == "plateau")
+        schedule_->step(monitored(m, recipe_.schedule.monitor));
+      else
+        schedule_->step();
     }
     history_.push_back(m);
     if (callbacks.on_epoch) callbacks.on_epoch(m);
@@ -144,13 +178,13 @@ void Trainer::save_checkpoint(const std::string& path, const ModelInfo& info) {
     streams[std::to_string(index)] = words;
   }
   file.metadata["recipe"] = recipe_to_json(recipe_);
-  file.metadata["trainer"] = json{
-      {"epochs_done", epochs_done()},
-      {"optimizer", optimizer_->kind()},
-      {"optimizer_steps", optimizer_->steps()},
-      {"history", history},
-      {"dropout_streams",
-       streams}}.dump();
+  json trainer = {{"epochs_done", epochs_done()},
+                  {"optimizer", optimizer_->kind()},
+                  {"optimizer_steps", optimizer_->steps()},
+                  {"history", history},
+                  {"dropout_streams", streams}};
+  if (schedule_) trainer["schedule"] = json::parse(schedule_->state_to_json());
+  file.metadata["trainer"] = trainer.dump();
   write_safetensors(path, file);
 }
 
@@ -192,6 +226,17 @@ void Trainer::load_checkpoint(const std::string& path) {
       std::array<uint64_t, 4> s{};
       for (size_t w = 0; w < 4; ++w) s[w] = std::stoull(words.at(w).get<std::string>());
       dropout->rng().set_state(s);
+    }
+    SN_CHECK(state.contains("schedule") == (schedule_ != nullptr),
+             "{}: the checkpoint was trained {} a learning-rate schedule, this run {}", path,
+             state.contains("schedule") ? "with" : "without",
+             schedule_ ? "has a " + recipe_.schedule.kind + " schedule" : "has none");
+    if (schedule_) {
+      schedule_->load_state(state.at("schedule").dump(), path);
+      const int64_t ticks = epochs_done() * (schedule_->per_step() ? steps_per_epoch_ : 1);
+      SN_CHECK(schedule_->ticks() == ticks,
+               "{}: the schedule state is at tick {}, but {} finished epochs put it at {}", path,
+               schedule_->ticks(), epochs_done(), ticks);
     }
   } catch (const json::exception& e) {
     fail("{}: the training state is malformed: {}", path, e.what());

@@ -85,6 +85,24 @@ expect_error "zero batch size" "--batch-size" -- "$bin" train --batch-size 0 --d
 expect_error "zero threads" "--threads" -- "$bin" train --threads 0 --dataset "$tmp/good" --out "$tmp/r"
 expect_error "unknown flag" "--lerning-rate" -- "$bin" train --lerning-rate 1 --dataset "$tmp/good"
 
+# Learning-rate schedules: bad values and flags that do not go together.
+sched() { expect_error "$1" "$2" -- "$bin" train --dataset "$tmp/good" --out "$tmp/r" "${@:4}"; }
+sched "unknown schedule" "--schedule: warm not in" -- --schedule warm
+sched "milestones not increasing" "--milestones must be strictly increasing, got 6,3" -- \
+  --schedule multistep --milestones 6,3
+sched "milestone 0" "--milestones: each must be at least 1, got 0,3" -- --schedule multistep --milestones 0,3
+sched "multistep without milestones" "--schedule multistep needs --milestones" -- --schedule multistep
+sched "step without step size" "--schedule step needs --step-size N" -- --schedule step
+sched "schedule flag without --schedule" "--patience needs --schedule (plateau)" -- --patience 2
+sched "flag of another schedule" "--milestones does not apply to --schedule step (only to multistep)" -- \
+  --schedule step --step-size 2 --milestones 3
+sched "onecycle per epoch" "--schedule-unit does not apply to --schedule onecycle" -- \
+  --schedule onecycle --schedule-unit epoch
+sched "warm-up as long as the run" "schedule.warmup of 2 epochs leaves no epoch to anneal in a run of 2 epochs" -- \
+  --schedule cosine --warmup 2 --epochs 2
+sched "plateau factor above 1" "schedule.factor must be in (0, 1), got 2" -- --schedule plateau --factor 2
+sched "zero gamma" "--gamma: must be positive, got 0" -- --schedule exponential --gamma 0
+
 # A real model file to damage: one epoch on the tiny set.
 "$bin" train --model basic --dataset "$tmp/good" --epochs 1 --out "$tmp/run" --quiet >/dev/null ||
   { echo "FAIL could not train the tiny model"; exit 1; }
@@ -106,6 +124,51 @@ expect_error "existing run is not overwritten" "already holds a run" -- \
   "$bin" train --model basic --dataset "$tmp/good" --epochs 1 --out "$tmp/run"
 expect_error "resume with changed recipe" "--lr cannot be given with --resume" -- \
   "$bin" train --resume "$tmp/run" --lr 0.1
+expect_error "resume with a new schedule" "--schedule cannot be given with --resume" -- \
+  "$bin" train --resume "$tmp/run" --schedule exponential --gamma 0.9
+"$bin" train --model basic --dataset "$tmp/good" --epochs 1 --schedule cosine --out "$tmp/cos" --quiet >/dev/null ||
+  { echo "FAIL could not train with a cosine schedule"; exit 1; }
+expect_error "resume a cosine run for more epochs" "--epochs cannot change when resuming a run with a cosine schedule" -- \
+  "$bin" train --resume "$tmp/cos" --epochs 3
+
+# export: the model must be an existing model file, --onnx a file in an existing directory.
+expect_error "export: model file that does not exist" "model 'nope.safetensors' is neither a preset" -- \
+  "$bin" export nope.safetensors --onnx "$tmp/m.onnx"
+echo "these are notes, not a model file" >"$tmp/notes.txt"
+expect_error "export: not a model file" "notes.txt: header length" -- \
+  "$bin" export "$tmp/notes.txt" --onnx "$tmp/m.onnx"
+expect_error "export: truncated model file" "truncated.safetensors" -- \
+  "$bin" export "$tmp/truncated.safetensors" --onnx "$tmp/m.onnx"
+expect_error "export: a preset has no weights" "'basic' has no trained weights" -- \
+  "$bin" export basic --onnx "$tmp/m.onnx"
+expect_error "export: output directory missing" "--onnx $tmp/none/m.onnx: directory '$tmp/none' does not exist" -- \
+  "$bin" export "$model" --onnx "$tmp/none/m.onnx"
+expect_error "export: --onnx missing" "--onnx is required" -- "$bin" export "$model"
+[ ! -e "$tmp/m.onnx" ] || { echo "FAIL a failed export left $tmp/m.onnx"; failures=$((failures + 1)); }
+
+# predict: images must exist and be whole PNG/JPEG files with ink; the model a model file.
+# digit.png: an 8x8 gray PNG, a black 4x4 square on white; blank.png: 4x4 white.
+printf '\x89\x50\x4e\x47\x0d\x0a\x1a\x0a\x00\x00\x00\x0d\x49\x48\x44\x52\x00\x00\x00\x08\x00\x00\x00\x08\x08\x00\x00\x00\x00\xe1\x64\xe1\x57\x00\x00\x00\x15\x49\x44\x41\x54\x78\xda\x63\xf8\x0f\x05\x0c\x48\x0c\x06\x20\x20\xc4\x40\xd3\x05\x00\xb9\xe2\x2f\xd1\x71\x78\x5a\x4a\x00\x00\x00\x00\x49\x45\x4e\x44\xae\x42\x60\x82' >"$tmp/digit.png"
+printf '\x89\x50\x4e\x47\x0d\x0a\x1a\x0a\x00\x00\x00\x0d\x49\x48\x44\x52\x00\x00\x00\x04\x00\x00\x00\x04\x08\x00\x00\x00\x00\x8c\x9a\xc1\xa2\x00\x00\x00\x0e\x49\x44\x41\x54\x78\xda\x63\xf8\x0f\x04\x0c\xa8\x04\x00\x9f\x74\x0f\xf1\x46\x09\xcd\xc9\x00\x00\x00\x00\x49\x45\x4e\x44\xae\x42\x60\x82' >"$tmp/blank.png"
+head -c 40 "$tmp/digit.png" >"$tmp/cut.png"
+echo "not an image" >"$tmp/predict-notes.png"
+"$bin" predict "$model" "$tmp/digit.png" >/dev/null ||
+  { echo "FAIL predict on a good PNG"; failures=$((failures + 1)); }
+expect_error "predict: model file that does not exist" "model 'nope.safetensors' is neither a preset" -- \
+  "$bin" predict nope.safetensors "$tmp/digit.png"
+expect_error "predict: a preset has no weights" "'basic' has no trained weights" -- \
+  "$bin" predict basic "$tmp/digit.png"
+expect_error "predict: image that does not exist" "$tmp/none.png: no such file" -- \
+  "$bin" predict "$model" "$tmp/digit.png" "$tmp/none.png"
+expect_error "predict: not an image" "predict-notes.png: not a PNG or JPEG image, nor an IDX file" -- \
+  "$bin" predict "$model" "$tmp/predict-notes.png"
+expect_error "predict: truncated PNG" "cut.png: corrupt or truncated png" -- \
+  "$bin" predict "$model" "$tmp/cut.png"
+expect_error "predict: blank image" "blank.png: no ink found: the image is blank" -- \
+  "$bin" predict "$model" "$tmp/blank.png"
+expect_error "predict: --index past the IDX file" "--index 9: $tmp/good/train-images-idx3-ubyte holds images 0 to 3" -- \
+  "$bin" predict "$model" "$tmp/good/train-images-idx3-ubyte" --index 9
+expect_error "predict: --top 0" "--top" -- "$bin" predict "$model" "$tmp/digit.png" --top 0
 
 echo "$passed passed, $failures failed"
 [ $failures -eq 0 ]

@@ -137,12 +137,12 @@ TEST(Conv2d, ForwardMatchesTheDefinitionOnEveryShape) {
     auto want = direct_forward(in, w, t.bias ? &b : nullptr, d);
 
     std::vector<double> got(want.size(), 1e300);
-    conv2d_forward(got.data(), in.data(), w.data(), t.bias ? b.data() : nullptr, d);
+    conv2d_forward_reference(got.data(), in.data(), w.data(), t.bias ? b.data() : nullptr, d);
     for (size_t i = 0; i < want.size(); ++i) ASSERT_NEAR(got[i], want[i], 1e-12) << "at " << i;
 
     auto inf = to_float(in), wf = to_float(w), bf = to_float(b);
     std::vector<float> gotf(want.size(), 1e30f);
-    conv2d_forward(gotf.data(), inf.data(), wf.data(), t.bias ? bf.data() : nullptr, d);
+    conv2d_forward_reference(gotf.data(), inf.data(), wf.data(), t.bias ? bf.data() : nullptr, d);
     for (size_t i = 0; i < want.size(); ++i) ASSERT_NEAR(gotf[i], want[i], 1e-5) << "at " << i;
   }
 }
@@ -162,11 +162,11 @@ TEST(Conv2d, GradientsMatchFiniteDifferences) {
     testing::check_gradients(
         [&](std::vector<double>& out) {
           out.resize(d.n * d.oc * d.oh * d.ow);
-          conv2d_forward(out.data(), in.data(), w.data(), t.bias ? b.data() : nullptr, d);
+          conv2d_forward_reference(out.data(), in.data(), w.data(), t.bias ? b.data() : nullptr, d);
         },
         [&](const std::vector<double>& d_out) {
-          conv2d_backward(d_in.data(), d_w.data(), t.bias ? d_b.data() : nullptr, d_out.data(),
-                          in.data(), w.data(), d);
+          conv2d_backward_reference(d_in.data(), d_w.data(), t.bias ? d_b.data() : nullptr,
+                                    d_out.data(), in.data(), w.data(), d);
         },
         inputs);
   }
@@ -179,10 +179,11 @@ TEST(Conv2d, BackwardOverwritesInputGradientAndAddsParameterGradients) {
   auto w = testing::random_doubles(d.oc * d.c * d.k * d.k, 22);
   auto g = testing::random_doubles(d.n * d.oc * d.oh * d.ow, 23);
   std::vector<double> d_in0(in.size(), 0.0), d_w0(w.size(), 0.0), d_b0(d.oc, 0.0);
-  conv2d_backward(d_in0.data(), d_w0.data(), d_b0.data(), g.data(), in.data(), w.data(), d);
+  conv2d_backward_reference(d_in0.data(), d_w0.data(), d_b0.data(), g.data(), in.data(), w.data(),
+                            d);
 
   std::vector<double> d_in(in.size(), 1e6), d_w(w.size(), 1.0), d_b(d.oc, 1.0);
-  conv2d_backward(d_in.data(), d_w.data(), d_b.data(), g.data(), in.data(), w.data(), d);
+  conv2d_backward_reference(d_in.data(), d_w.data(), d_b.data(), g.data(), in.data(), w.data(), d);
   EXPECT_EQ(d_in, d_in0);
   for (size_t i = 0; i < w.size(); ++i) EXPECT_DOUBLE_EQ(d_w[i], 1.0 + d_w0[i]);
   for (int64_t o = 0; o < d.oc; ++o) EXPECT_DOUBLE_EQ(d_b[o], 1.0 + d_b0[o]);
@@ -190,15 +191,18 @@ TEST(Conv2d, BackwardOverwritesInputGradientAndAddsParameterGradients) {
 
   // Any output may be skipped without changing the others.
   std::vector<double> only_w(w.size(), 0.0), only_in(in.size(), 0.0), only_b(d.oc, 0.0);
-  conv2d_backward<double>(nullptr, only_w.data(), nullptr, g.data(), in.data(), w.data(), d);
-  conv2d_backward<double>(only_in.data(), nullptr, nullptr, g.data(), in.data(), w.data(), d);
-  conv2d_backward<double>(nullptr, nullptr, only_b.data(), g.data(), in.data(), w.data(), d);
+  conv2d_backward_reference<double>(nullptr, only_w.data(), nullptr, g.data(), in.data(), w.data(),
+                                    d);
+  conv2d_backward_reference<double>(only_in.data(), nullptr, nullptr, g.data(), in.data(), w.data(),
+                                    d);
+  conv2d_backward_reference<double>(nullptr, nullptr, only_b.data(), g.data(), in.data(), w.data(),
+                                    d);
   EXPECT_EQ(only_w, d_w0);
   EXPECT_EQ(only_in, d_in0);
   EXPECT_EQ(only_b, d_b0);
 }
 
-TEST(Conv2d, KernelsGiveIdenticalBitsForAnyThreadCount) {
+TEST(Conv2d, ReferenceKernelsGiveIdenticalBitsForAnyThreadCount) {
   for (const Case& t : {Case{5, 3, 9, 8, 4, 3, 1, 1, true}, Case{5, 3, 9, 8, 4, 3, 2, 0, true}}) {
     SCOPED_TRACE(name_of(t));
     Conv2dDims d = dims_of(t);
@@ -209,8 +213,9 @@ TEST(Conv2d, KernelsGiveIdenticalBitsForAnyThreadCount) {
     auto run = [&](int threads) {
       set_num_threads(threads);
       std::vector<float> out(g.size()), d_in(in.size()), d_w(w.size()), d_b(b.size());
-      conv2d_forward(out.data(), in.data(), w.data(), b.data(), d);
-      conv2d_backward(d_in.data(), d_w.data(), d_b.data(), g.data(), in.data(), w.data(), d);
+      conv2d_forward_reference(out.data(), in.data(), w.data(), b.data(), d);
+      conv2d_backward_reference(d_in.data(), d_w.data(), d_b.data(), g.data(), in.data(), w.data(),
+                                d);
       std::vector<float> all = out;
       for (const auto* v : {&d_in, &d_w, &d_b}) all.insert(all.end(), v->begin(), v->end());
       return all;
@@ -228,26 +233,224 @@ TEST(Conv2d, KernelsRejectInconsistentDims) {
   Conv2dDims d = dims_of({1, 1, 5, 5, 1, 3, 1, 0, true});
   d.oh = 4;  // should be 3
   std::vector<float> buf(100);
-  EXPECT_THAT(error_of([&] { conv2d_forward(buf.data(), buf.data(), buf.data(), buf.data(), d); }),
+  float* p = buf.data();
+  EXPECT_THAT(error_of([&] { conv2d_forward_reference(p, p, p, p, d); }),
+              HasSubstr("conv2d_forward_reference: inconsistent dims"));
+  EXPECT_THAT(error_of([&] { conv2d_backward_reference(p, p, p, p, p, p, d); }),
+              HasSubstr("conv2d_backward_reference: inconsistent dims"));
+  EXPECT_THAT(error_of([&] { conv2d_forward(p, p, p, p, d); }),
               HasSubstr("conv2d_forward: inconsistent dims"));
-  EXPECT_THAT(error_of([&] {
-                conv2d_backward(buf.data(), buf.data(), buf.data(), buf.data(), buf.data(),
-                                buf.data(), d);
-              }),
+  EXPECT_THAT(error_of([&] { conv2d_backward(p, p, p, p, p, p, d); }),
               HasSubstr("conv2d_backward: inconsistent dims"));
   // An input smaller than the kernel, even with an OH the formula would give (0).
   Conv2dDims small = dims_of({1, 1, 5, 5, 1, 3, 1, 0, true});
   small.h = 2;
   small.oh = 0;
-  EXPECT_THAT(
-      error_of([&] { conv2d_forward(buf.data(), buf.data(), buf.data(), buf.data(), small); }),
-      HasSubstr("conv2d_forward: inconsistent dims: input (1, 1, 2, 5), output (1, 1, 0, "
-                "3), kernel 3, stride 1, padding 0"));
+  EXPECT_THAT(error_of([&] { conv2d_forward_reference(p, p, p, p, small); }),
+              HasSubstr("conv2d_forward_reference: inconsistent dims: input (1, 1, 2, 5), output "
+                        "(1, 1, 0, 3), kernel 3, stride 1, padding 0"));
+  EXPECT_THAT(error_of([&] { conv2d_forward(p, p, p, p, small); }),
+              HasSubstr("conv2d_forward: inconsistent dims: input (1, 1, 2, 5), output (1, 1, 0, "
+                        "3), kernel 3, stride 1, padding 0"));
+}
+
+// ---- the fast float kernels ----
+
+// Inputs of one case, drawn in float, with the reference results computed in double from the
+// same values, and the sums of the magnitudes of the terms behind each result (the reference
+// run on absolute values), which bound float rounding.
+struct FastCase {
+  Case t;
+  Conv2dDims d;
+  std::vector<float> in, w, b, g;
+  std::vector<double> out, d_in, d_w, d_b;          // reference, in double
+  std::vector<double> out_m, d_in_m, d_w_m, d_b_m;  // magnitudes
+};
+
+std::vector<double> to_double(const std::vector<float>& v) { return {v.begin(), v.end()}; }
+
+std::vector<double> abs_of(std::vector<double> v) {
+  for (double& x : v) x = std::abs(x);
+  return v;
+}
+
+FastCase make_fast_case(const Case& t, uint64_t seed) {
+  FastCase f{t, dims_of(t), {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}};
+  const Conv2dDims& d = f.d;
+  f.in = to_float(testing::random_doubles(d.n * d.c * d.h * d.w, seed));
+  f.w = to_float(testing::random_doubles(d.oc * d.c * d.k * d.k, seed + 1));
+  f.b = to_float(testing::random_doubles(d.oc, seed + 2));
+  f.g = to_float(testing::random_doubles(d.n * d.oc * d.oh * d.ow, seed + 3));
+  auto run = [&](const std::vector<double>& in, const std::vector<double>& w,
+                 const std::vector<double>& b, const std::vector<double>& g,
+                 std::vector<double>& out, std::vector<double>& d_in, std::vector<double>& d_w,
+                 std::vector<double>& d_b) {
+    out.assign(g.size(), 0.0);
+    d_in.assign(in.size(), 0.0);
+    d_w.assign(w.size(), 0.0);
+    d_b.assign(b.size(), 0.0);
+    conv2d_forward_reference(out.data(), in.data(), w.data(), t.bias ? b.data() : nullptr, d);
+    conv2d_backward_reference(d_in.data(), d_w.data(), d_b.data(), g.data(), in.data(), w.data(),
+                              d);
+  };
+  auto in = to_double(f.in), w = to_double(f.w), b = to_double(f.b), g = to_double(f.g);
+  run(in, w, b, g, f.out, f.d_in, f.d_w, f.d_b);
+  run(abs_of(in), abs_of(w), abs_of(b), abs_of(g), f.out_m, f.d_in_m, f.d_w_m, f.d_b_m);
+  return f;
+}
+
+// |got - want| <= 2e-6 * magnitude, element by element (float rounding of the sums and, for
+// Winograd, of its transforms: about 1.5e-7 measured on the models' layers).
+void expect_close(const char* what, const std::vector<float>& got, const std::vector<double>& want,
+                  const std::vector<double>& magnitude) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  for (size_t i = 0; i < got.size(); ++i)
+    ASSERT_LE(std::abs(got[i] - want[i]), 2e-6 * magnitude[i])
+        << what << " at " << i << ": got " << got[i] << ", want " << want[i];
+}
+
+// Runs the fast kernels on f; parameter gradients start from `start` to check they add.
+void check_fast_case(const FastCase& f, float start) {
+  const Conv2dDims& d = f.d;
+  const float* bias = f.t.bias ? f.b.data() : nullptr;
+  std::vector<float> out(f.out.size(), 1e30f);
+  conv2d_forward(out.data(), f.in.data(), f.w.data(), bias, d);
+  expect_close("out", out, f.out, f.out_m);
+
+  std::vector<float> d_in(f.in.size(), 1e30f), d_w(f.w.size(), start), d_b(f.b.size(), start);
+  conv2d_backward(d_in.data(), d_w.data(), d_b.data(), f.g.data(), f.in.data(), f.w.data(), d);
+  expect_close("d_in", d_in, f.d_in, f.d_in_m);
+  for (float& v : d_w) v -= start;
+  for (float& v : d_b) v -= start;
+  std::vector<double> d_w_m = f.d_w_m, d_b_m = f.d_b_m;  // the start value rounds too
+  for (double& m : d_w_m) m += 2 * std::abs(start);
+  for (double& m : d_b_m) m += 2 * std::abs(start);
+  expect_close("d_weight", d_w, f.d_w, d_w_m);
+  expect_close("d_bias", d_b, f.d_b, d_b_m);
+}
+
+// The reference's shapes, the reference models' layers at small batches (one input channel
+// with a 3x3 kernel takes the direct kernels where the CPU has AVX-512), widths around the
+// 16-column vectors, shapes for each stride-1 path (implicit products, Winograd), and shapes
+// drawn at random: C, OC, H, W from 1, odd, non-square, K 1, 2, 3
+// and 5, strides 1 to 3, padding 0 to 2 (including padding >= K - 1), batch 1 and more.
+std::vector<Case> fast_cases() {
+  std::vector<Case> cases(std::begin(kCases), std::end(kCases));
+  const Case fixed[] = {
+      {2, 1, 28, 28, 32, 3, 1, 0, true},
+      {3, 32, 13, 13, 64, 3, 1, 0, true},
+      {2, 1, 28, 28, 32, 3, 1, 1, true},
+      {2, 32, 28, 28, 64, 3, 1, 1, false},
+      {1, 1, 5, 17, 3, 3, 1, 2, true},
+      {2, 1, 3, 16, 5, 3, 1, 0, false},
+      {1, 1, 1, 1, 2, 3, 1, 1, true},
+      {1, 1, 40, 33, 7, 3, 1, 1, true},
+      {3, 5, 6, 6, 3, 1, 1, 0, true},
+      {2, 4, 9, 7, 6, 1, 2, 0, false},
+      {1, 2, 2, 3, 3, 5, 1, 2, true},
+      {2, 3, 1, 7, 2, 3, 1, 1, true},
+      {4, 2, 5, 5, 3, 2, 3, 2, true},
+      {1, 1, 11, 11, 1, 5, 3, 0, true},
+      {9, 3, 4, 4, 2, 3, 1, 1, true},
+      {1, 6, 7, 9, 10, 3, 2, 1, true},
+      {2, 9, 7, 6, 5, 5, 1, 2, true},
+      {1, 8, 5, 9, 3, 2, 1, 1, false},
+      {2, 12, 6, 5, 9, 1, 1, 0, true},
+      {1, 8, 10, 10, 8, 3, 1, 0, true},
+      {2, 16, 12, 12, 8, 5, 1, 4, true},
+      {2, 10, 9, 11, 3, 3, 1, 2, true},
+      {3, 8, 8, 8, 11, 3, 1, 1, true},
+      // Winograd (rows of at least 12 tiles, 256 tiles in all): odd sizes (partial tiles),
+      // rows of more than 16 tiles, two chunks of samples, each padding.
+      {5, 8, 10, 24, 9, 3, 1, 1, true},
+      {3, 9, 17, 27, 10, 3, 1, 0, false},
+      {4, 16, 9, 25, 8, 3, 1, 2, true},
+      {2, 8, 40, 37, 8, 3, 1, 1, true},
+      {11, 8, 4, 24, 8, 3, 1, 1, true},
+  };
+  cases.insert(cases.end(), std::begin(fixed), std::end(fixed));
+  Rng rng(2024);
+  auto pick = [&](int64_t lo, int64_t hi) {
+    return lo +
+           static_cast<int64_t>(rng.uniform() * static_cast<float>(hi - lo + 1)) % (hi - lo + 1);
+  };
+  const int64_t kernels[] = {1, 2, 3, 5};
+  while (cases.size() < 80) {
+    Case t{pick(1, 4),          pick(1, 6), pick(1, 12), pick(1, 12),    pick(1, 7),
+           kernels[pick(0, 3)], pick(1, 3), pick(0, 2),  pick(0, 1) == 1};
+    if (t.h + 2 * t.padding < t.k || t.w + 2 * t.padding < t.k) continue;
+    cases.push_back(t);
+  }
+  return cases;
+}
+
+TEST(Conv2d, FastKernelsMatchTheReferenceOnManyShapes) {
+  uint64_t seed = 100;
+  for (const Case& t : fast_cases()) {
+    SCOPED_TRACE(name_of(t));
+    check_fast_case(make_fast_case(t, seed), seed % 2 ? 0.25f : 0.0f);
+    seed += 4;
+  }
+}
+
+TEST(Conv2d, FastBackwardSkipsAnyNullOutput) {
+  for (const Case& t : {Case{3, 2, 7, 5, 3, 3, 2, 1, true}, Case{3, 1, 9, 20, 4, 3, 1, 1, true}}) {
+    SCOPED_TRACE(name_of(t));
+    FastCase f = make_fast_case(t, 7);
+    const Conv2dDims& d = f.d;
+    std::vector<float> d_in(f.in.size()), d_w(f.w.size()), d_b(f.b.size());
+    conv2d_backward(d_in.data(), d_w.data(), d_b.data(), f.g.data(), f.in.data(), f.w.data(), d);
+    EXPECT_NE(d_b[0], 0.0f);
+    std::vector<float> only_in(d_in.size()), only_w(d_w.size()), only_b(d_b.size());
+    conv2d_backward(only_in.data(), nullptr, nullptr, f.g.data(), f.in.data(), f.w.data(), d);
+    conv2d_backward(nullptr, only_w.data(), nullptr, f.g.data(), f.in.data(), f.w.data(), d);
+    conv2d_backward(nullptr, nullptr, only_b.data(), f.g.data(), f.in.data(), f.w.data(), d);
+    EXPECT_EQ(only_in, d_in);
+    EXPECT_EQ(only_w, d_w);
+    EXPECT_EQ(only_b, d_b);
+  }
+}
+
+TEST(Conv2d, FastKernelsGiveIdenticalBitsForAnyThreadCount) {
+  // Batches below, at and above the thread counts, the direct kernels (C = 1, 3x3, stride 1),
+  // a 1x1 kernel, weight-gradient groups that do not divide the batch, and Winograd with
+  // two chunks of samples and with one (its products split instead).
+  const Case cases[] = {
+      {5, 3, 9, 8, 4, 3, 1, 1, true},     {5, 3, 9, 8, 4, 3, 2, 0, true},
+      {1, 8, 20, 20, 16, 3, 1, 1, true},  {2, 1, 28, 28, 32, 3, 1, 0, true},
+      {3, 1, 17, 30, 5, 3, 1, 2, true},   {1, 1, 28, 28, 32, 3, 1, 1, true},
+      {7, 32, 13, 13, 64, 3, 1, 0, true}, {3, 16, 6, 6, 8, 1, 1, 0, false},
+      {37, 4, 8, 8, 8, 3, 1, 1, true},    {11, 8, 4, 24, 8, 3, 1, 1, true},
+      {1, 8, 34, 34, 8, 3, 1, 1, true},
+  };
+  for (const Case& t : cases) {
+    SCOPED_TRACE(name_of(t));
+    Conv2dDims d = dims_of(t);
+    auto in = to_float(testing::random_doubles(d.n * d.c * d.h * d.w, 31));
+    auto w = to_float(testing::random_doubles(d.oc * d.c * d.k * d.k, 32));
+    auto b = to_float(testing::random_doubles(d.oc, 33));
+    auto g = to_float(testing::random_doubles(d.n * d.oc * d.oh * d.ow, 34));
+    auto run = [&](int threads) {
+      set_num_threads(threads);
+      std::vector<float> out(g.size()), d_in(in.size()), d_w(w.size()), d_b(b.size());
+      conv2d_forward(out.data(), in.data(), w.data(), t.bias ? b.data() : nullptr, d);
+      conv2d_backward(d_in.data(), d_w.data(), d_b.data(), g.data(), in.data(), w.data(), d);
+      std::vector<float> all = out;
+      for (const auto* v : {&d_in, &d_w, &d_b}) all.insert(all.end(), v->begin(), v->end());
+      return all;
+    };
+    int saved = num_threads();
+    auto one = run(1), two = run(2), three = run(3);
+    set_num_threads(saved);
+    ASSERT_EQ(one.size(), two.size());
+    EXPECT_EQ(std::memcmp(one.data(), two.data(), one.size() * sizeof(float)), 0);
+    EXPECT_EQ(std::memcmp(one.data(), three.data(), one.size() * sizeof(float)), 0);
+  }
 }
 
 // ---- the Layer ----
 
-TEST(Conv2d, LayerMatchesTheFloatKernelAndAddsIntoParameterGradients) {
+TEST(Conv2d, LayerRunsTheFastKernelsAndAddsIntoParameterGradients) {
   for (bool bias : {true, false}) {
     SCOPED_TRACE(bias ? "bias" : "no bias");
     Case t{3, 2, 7, 5, 3, 3, 1, 1, bias};

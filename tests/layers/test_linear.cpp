@@ -169,6 +169,52 @@ TEST(Linear, ResultsDoNotDependOnThreadCount) {
   set_num_threads(saved);
 }
 
+// The float kernels run on gemm; the double instantiation is the plain reference. On random
+// shapes (batch 1 to 4 take gemm's dot-product path, F_in > 384 several K blocks) every output
+// and gradient agrees within float rounding of the sum of |terms|.
+TEST(Linear, FloatPathMatchesDoubleReference) {
+  const Case cases[] = {{1, 1600, 128, true}, {3, 70, 9, true},     {4, 33, 130, false},
+                        {64, 288, 50, true},  {17, 1000, 21, true}, {130, 13, 7, true},
+                        {64, 128, 10, true},  {5, 1, 1, false}};
+  uint64_t seed = 500;
+  for (const Case& c : cases) {
+    SCOPED_TRACE(::testing::Message() << "n=" << c.n << " f_in=" << c.f_in << " f_out=" << c.f_out
+                                      << " bias=" << c.bias);
+    auto in = random_floats(c.n * c.f_in, ++seed), weight = random_floats(c.f_out * c.f_in, ++seed),
+         bias = random_floats(c.f_out, ++seed), d_out = random_floats(c.n * c.f_out, ++seed);
+    auto grad_w = random_floats(c.f_out * c.f_in, ++seed), grad_b = random_floats(c.f_out, ++seed);
+    auto wide = [](const std::vector<float>& v) { return std::vector<double>(v.begin(), v.end()); };
+
+    std::vector<float> out(c.n * c.f_out), d_in(c.n * c.f_in), dw = grad_w, db = grad_b;
+    linear_forward(out.data(), in.data(), weight.data(), c.bias ? bias.data() : nullptr, c.n,
+                   c.f_in, c.f_out);
+    linear_backward(d_in.data(), dw.data(), c.bias ? db.data() : nullptr, d_out.data(), in.data(),
+                    weight.data(), c.n, c.f_in, c.f_out);
+
+    auto in_d = wide(in), weight_d = wide(weight), bias_d = wide(bias), d_out_d = wide(d_out);
+    std::vector<double> out_d(c.n * c.f_out), d_in_d(c.n * c.f_in), dw_d = wide(grad_w),
+                                                                    db_d = wide(grad_b);
+    linear_forward(out_d.data(), in_d.data(), weight_d.data(), c.bias ? bias_d.data() : nullptr,
+                   c.n, c.f_in, c.f_out);
+    linear_backward(d_in_d.data(), dw_d.data(), c.bias ? db_d.data() : nullptr, d_out_d.data(),
+                    in_d.data(), weight_d.data(), c.n, c.f_in, c.f_out);
+
+    // Inputs lie in [-1, 1]: a float sum of `terms` products errs by about sqrt(terms) roundings
+    // of a value of order terms; the bound below allows a few times that.
+    auto expect_close = [](const std::vector<float>& got, const std::vector<double>& want,
+                           int64_t terms, const char* what) {
+      ASSERT_EQ(got.size(), want.size()) << what;
+      const double tol = 1e-6 + 2e-7 * static_cast<double>(terms) * std::sqrt(terms);
+      for (size_t i = 0; i < got.size(); ++i) ASSERT_NEAR(got[i], want[i], tol) << what << " " << i;
+    };
+    expect_close(out, out_d, c.f_in, "out");
+    expect_close(d_in, d_in_d, c.f_out, "d_in");
+    expect_close(dw, dw_d, c.n, "d_weight");
+    if (c.bias) expect_close(db, db_d, c.n, "d_bias");
+    EXPECT_NE(dw, grad_w);  // the weight gradient was added into
+  }
+}
+
 TEST(Linear, RejectsBadOptions) {
   EXPECT_EQ(error_of([] { Linear({.in_features = 0, .out_features = 10}); }),
             "Linear: in_features must be at least 1, got 0");

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
@@ -139,6 +140,68 @@ struct GradCase {
   Shape in;
   int64_t k, stride, padding;
 };
+
+// The float kernel has a vectorised path for the 2x2 window with stride 2 (16 outputs at a
+// time); the double kernel always scans element by element. On values with many ties, NaNs,
+// infinities and signed zeros, and widths around the vector length (odd ones drop the last
+// column), both give the same values and the same argmax.
+TEST(MaxPool2d, FloatKernelMatchesTheScalarScanOnTiesNansAndEdgeWidths) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float inf = std::numeric_limits<float>::infinity();
+  const float pool_values[] = {1.0f, 2.0f, 2.0f, -1.0f, 0.0f, -0.0f, inf, -inf, nan, 3.5f};
+  Rng rng(77);
+  for (const Shape& shape :
+       {Shape{2, 3, 4, 4}, Shape{1, 2, 5, 31}, Shape{1, 1, 2, 32}, Shape{3, 2, 7, 33},
+        Shape{1, 1, 3, 2}, Shape{2, 1, 6, 65}, Shape{1, 4, 26, 26}, Shape{1, 1, 9, 47}}) {
+    SCOPED_TRACE(shape_str(shape));
+    Pool2dDims d = dims_for(shape, 2, 2, 0);
+    const int64_t n = shape_numel(shape);
+    std::vector<float> in(static_cast<size_t>(n));
+    for (float& v : in) v = pool_values[static_cast<int>(rng.uniform() * 10) % 10];
+    std::vector<double> in_d(in.begin(), in.end());
+    const size_t outs = static_cast<size_t>(d.n * d.c * d.oh * d.ow);
+    std::vector<float> out(outs);
+    std::vector<double> out_d(outs);
+    std::vector<int32_t> idx(outs, -1), idx_d(outs, -2);
+    max_pool2d_forward(out.data(), idx.data(), in.data(), d);
+    max_pool2d_forward(out_d.data(), idx_d.data(), in_d.data(), d);
+    EXPECT_EQ(idx, idx_d);
+    for (size_t i = 0; i < outs; ++i) {
+      if (std::isnan(out_d[i])) {
+        EXPECT_TRUE(std::isnan(out[i])) << "at " << i;
+      } else {
+        EXPECT_EQ(out[i], static_cast<float>(out_d[i])) << "at " << i;
+        EXPECT_EQ(std::signbit(out[i]), std::signbit(out_d[i])) << "at " << i;
+      }
+    }
+    std::vector<float> out_only(outs);  // no argmax requested
+    max_pool2d_forward(out_only.data(), nullptr, in.data(), d);
+    EXPECT_EQ(std::memcmp(out_only.data(), out.data(), outs * sizeof(float)), 0);
+
+    // Backward: the same d_in, signed zeros included (0 + -0 is +0 in both).
+    std::vector<float> d_out(outs);
+    for (float& v : d_out) v = pool_values[static_cast<int>(rng.uniform() * 6) % 6];
+    std::vector<double> d_out_d(d_out.begin(), d_out.end());
+    std::vector<float> d_in(static_cast<size_t>(n), 7.0f);
+    std::vector<double> d_in_d(static_cast<size_t>(n), 7.0);
+    max_pool2d_backward(d_in.data(), d_out.data(), idx.data(), d);
+    max_pool2d_backward(d_in_d.data(), d_out_d.data(), idx.data(), d);
+    for (size_t i = 0; i < d_in.size(); ++i) {
+      EXPECT_EQ(d_in[i], static_cast<float>(d_in_d[i])) << "at " << i;
+      EXPECT_EQ(std::signbit(d_in[i]), std::signbit(d_in_d[i])) << "at " << i;
+    }
+  }
+}
+
+TEST(MaxPool2d, FloatBackwardFollowsAnyArgmax) {
+  // An argmax that points outside its window (not what forward writes) still sends the
+  // gradient where it points, as the element-by-element loop does.
+  Pool2dDims d = dims_for({1, 1, 2, 4}, 2, 2, 0);
+  std::vector<float> d_out = {1.5f, -2.0f}, d_in(8, 9.0f);
+  std::vector<int32_t> argmax = {5, 5};  // window 0 is {0, 1, 4, 5}, window 1 is {2, 3, 6, 7}
+  max_pool2d_backward(d_in.data(), d_out.data(), argmax.data(), d);
+  EXPECT_THAT(d_in, ElementsAre(0, 0, 0, 0, 0, -0.5f, 0, 0));
+}
 
 TEST(MaxPool2d, GradientCheckInDouble) {
   const std::vector<GradCase> cases = {

@@ -44,6 +44,7 @@ void expect_same(const Recipe& got, const Recipe& want) {
   EXPECT_EQ(got.preprocess.normalize, want.preprocess.normalize);
   EXPECT_EQ(bits(got.preprocess.mean), bits(want.preprocess.mean));
   EXPECT_EQ(bits(got.preprocess.std), bits(want.preprocess.std));
+  EXPECT_EQ(schedule_to_json(got.schedule), schedule_to_json(want.schedule));
 }
 
 // A valid recipe with no field at its default.
@@ -60,6 +61,7 @@ Recipe sgd_recipe() {
   r.init = Init::kGlorot;
   r.label_smoothing = 0.1f;
   r.preprocess = {.normalize = true, .mean = 0.1307f, .std = 0.3081f};
+  r.schedule = {.kind = "cosine", .unit = "step", .warmup = 50, .min_lr = 1e-5};
   return r;
 }
 
@@ -74,7 +76,8 @@ TEST(RecipeJson, DefaultRecipeIsWrittenInFull) {
   EXPECT_EQ(recipe_to_json(Recipe{}),
             R"({"batch_size":64,"epochs":5,"init":"pytorch","label_smoothing":0.0,"lr":0.001,)"
             R"("momentum":0.0,"nesterov":false,"optimizer":"adam","preprocess":{"mean":0.0,)"
-            R"("normalize":false,"scale":0.00392156862745098,"std":1.0},"seed":1,)"
+            R"("normalize":false,"scale":0.00392156862745098,"std":1.0},)"
+            R"("schedule":{"kind":"none"},"seed":1,)"
             R"("weight_decay":0.0})");
 }
 
@@ -85,6 +88,41 @@ TEST(RecipeJson, RoundTripKeepsEveryField) {
   EXPECT_EQ(recipe_to_json(recipe_from_json(text, "r.json")), text);
   EXPECT_THAT(text, HasSubstr(R"("seed":18446744073709551615)"));
   EXPECT_THAT(text, HasSubstr(R"("init":"glorot")"));
+}
+
+TEST(RecipeJson, ScheduleIsStoredWithItsOwnFields) {
+  Recipe r;
+  r.schedule = {.kind = "multistep", .gamma = 0.5, .milestones = {3, 6}};
+  const std::string text = recipe_to_json(r);
+  EXPECT_THAT(text, HasSubstr(R"("schedule":{"gamma":0.5,"kind":"multistep",)"
+                              R"("milestones":[3,6],"unit":"epoch"})"));
+  Recipe back = recipe_from_json(text, "r.json");
+  EXPECT_EQ(back.schedule.kind, "multistep");
+  EXPECT_EQ(back.schedule.milestones, (std::vector<int64_t>{3, 6}));
+  EXPECT_EQ(back.schedule.gamma, 0.5);
+  EXPECT_EQ(recipe_to_json(back), text);
+}
+
+// Model files written before schedules existed have no "schedule": the lr stays fixed.
+TEST(RecipeJson, RecipeWithoutScheduleHasNone) {
+  Recipe r = recipe_from_json(R"({"optimizer": "sgd", "lr": 0.1})", "old.json");
+  EXPECT_EQ(r.schedule.kind, "none");
+}
+
+TEST(RecipeJson, ScheduleErrorsNameTheSource) {
+  EXPECT_EQ(
+      error_of([] { recipe_from_json(R"({"schedule": {"kind": "step", "size": 2}})", "r.json"); }),
+      "r.json: unknown schedule field 'size'");
+  EXPECT_EQ(error_of([] {
+              recipe_from_json(R"({"schedule": {"kind": "exponential", "gamma": 0}})", "r.json");
+            }),
+            "r.json: schedule.gamma must be positive, got 0");
+  EXPECT_EQ(error_of([] {
+              recipe_from_json(R"({"schedule": {"kind": "plateau", "milestones": [2]}})", "r.json");
+            }),
+            "r.json: schedule field 'milestones' does not apply to the plateau schedule");
+  EXPECT_EQ(error_of([] { recipe_from_json(R"({"schedule": "cosine"})", "r.json"); }),
+            "r.json: schedule must be a JSON object");
 }
 
 // Floats are written as the shortest decimal that reads back as the same float.
@@ -294,6 +332,14 @@ TEST(CheckRecipe, NormalisationStdPositive) {
   EXPECT_EQ(check_error(r), "normalisation std must be positive, got 0");
   r.preprocess.std = -0.3f;
   EXPECT_EQ(check_error(r), "normalisation std must be positive, got -0.3");
+}
+
+TEST(CheckRecipe, ChecksTheSchedule) {
+  Recipe r;
+  r.schedule = {.kind = "multistep", .milestones = {4, 2}};
+  EXPECT_EQ(check_error(r), "schedule.milestones must be strictly increasing, got 4, 2");
+  r.schedule = {.kind = "onecycle"};
+  EXPECT_EQ(check_error(r), "schedule.max_lr must be positive, got 0");
 }
 
 // ---- make_optimizer ----

@@ -88,6 +88,162 @@ TEST_F(TrainerTest, ResumingFromACheckpointIsBitIdentical) {
   }
 }
 
+// ---- learning-rate schedules ----
+
+// The lr each step and each epoch used, as the trainer reports them.
+struct LrLog {
+  std::vector<double> steps, epochs;
+  TrainCallbacks callbacks() {
+    return {.on_step = [this](const StepInfo& s) { steps.push_back(s.lr); },
+            .on_epoch = [this](const EpochMetrics& m) { epochs.push_back(m.lr); }};
+  }
+};
+
+TEST_F(TrainerTest, PerEpochScheduleSetsEachEpochsLr) {
+  Recipe r{.optimizer = "sgd", .lr = 0.01f, .batch_size = 32, .epochs = 3, .seed = 2};
+  r.schedule = {.kind = "step", .gamma = 0.5, .step_size = 1};
+  Sequential m = fresh(r);
+  Trainer t(m, splits_.train, &splits_.test, r);
+  LrLog log;
+  t.fit(log.callbacks());
+  EXPECT_EQ(log.epochs, (std::vector<double>{0.01, 0.005, 0.0025}));
+  ASSERT_EQ(log.steps.size(), 3u * 10);
+  for (size_t i = 0; i < log.steps.size(); ++i) EXPECT_EQ(log.steps[i], log.epochs[i / 10]) << i;
+  EXPECT_EQ(t.history()[2].lr, 0.0025);
+  EXPECT_EQ(t.schedule()->ticks(), 3);
+  EXPECT_EQ(t.schedule()->lr(), 0.00125);  // for a fourth epoch
+}
+
+// A per-step schedule changes the lr every batch; an epoch records its last step's lr.
+TEST_F(TrainerTest, PerStepScheduleSetsEachStepsLr) {
+  Recipe r{.optimizer = "adam", .lr = 2e-3f, .batch_size = 64, .epochs = 3, .seed = 3};
+  r.schedule = {.kind = "cosine", .unit = "step", .warmup = 4, .min_lr = 1e-5};
+  Sequential m = fresh(r);
+  Trainer t(m, splits_.train, &splits_.test, r);
+  LrLog log;
+  t.fit(log.callbacks());
+  LrSchedule want(r.schedule, 2e-3, 3, 5);  // 300 images in batches of 64: 5 steps
+  ASSERT_EQ(log.steps.size(), 15u);
+  for (size_t i = 0; i < 15; ++i, want.step())
+    EXPECT_EQ(log.steps[i], Optimizer::widen(static_cast<float>(want.lr()))) << i;
+  EXPECT_LT(log.steps[0], log.steps[4]);   // warm-up
+  EXPECT_GT(log.steps[4], log.steps[14]);  // annealing
+  EXPECT_EQ(log.epochs, (std::vector<double>{log.steps[4], log.steps[9], log.steps[14]}));
+}
+
+// A plateau schedule that can never see an improvement of 10 in the test loss: the first
+// epoch sets the best, each later one is bad, patience 0 cuts the lr after it, and a cooldown
+// of 1 skips every other cut.
+Recipe plateau_recipe() {
+  Recipe r{
+      .optimizer = "sgd", .lr = 0.05f, .momentum = 0.9f, .batch_size = 32, .epochs = 5, .seed = 5};
+  r.schedule = {.kind = "plateau",
+                .factor = 0.5,
+                .patience = 0,
+                .threshold = 10,
+                .threshold_mode = "abs",
+                .cooldown = 1};
+  return r;
+}
+
+TEST_F(TrainerTest, PlateauFollowsTheTestLoss) {
+  Recipe r = plateau_recipe();
+  Sequential m = fresh(r);
+  Trainer t(m, splits_.train, &splits_.test, r);
+  t.fit();
+  std::vector<double> lr, replayed;
+  LrSchedule replay(r.schedule, 0.05, 5, 1);
+  for (const EpochMetrics& e : t.history()) {
+    lr.push_back(e.lr);
+    replayed.push_back(Optimizer::widen(static_cast<float>(replay.lr())));
+    replay.step(e.test_loss);
+  }
+  EXPECT_EQ(lr, (std::vector<double>{0.05, 0.05, 0.025, 0.025, 0.0125}));
+  EXPECT_EQ(lr, replayed);
+}
+
+TEST_F(TrainerTest, ResumingWithAScheduleIsBitIdentical) {
+  Recipe onecycle{.optimizer = "adam", .lr = 1e-3f, .batch_size = 32, .epochs = 4, .seed = 7};
+  onecycle.schedule = {.kind = "onecycle", .max_lr = 0.01, .three_phase = true};
+  Recipe cosine{
+      .optimizer = "sgd", .lr = 0.02f, .momentum = 0.9f, .batch_size = 48, .epochs = 4, .seed = 8};
+  cosine.schedule = {.kind = "cosine", .unit = "step", .warmup = 5, .min_lr = 1e-4};
+  Recipe plateau = plateau_recipe();
+  plateau.epochs = 4;
+  for (const Recipe& r : {onecycle, cosine, plateau}) {
+    const std::string kind = r.schedule.kind;
+    Sequential straight = fresh(r);
+    Trainer whole(straight, splits_.train, &splits_.test, r);
+    whole.fit();
+
+    Sequential first = fresh(r);
+    Trainer a(first, splits_.train, &splits_.test, r);
+    a.fit({}, 2);
+    a.save_checkpoint(dir_ / "ckpt.safetensors", {.class_names = splits_.train.class_names});
+
+    Sequential resumed = load_model(dir_ / "ckpt.safetensors").model;
+    Trainer b(resumed, splits_.train, &splits_.test, r);
+    b.load_checkpoint(dir_ / "ckpt.safetensors");
+    EXPECT_EQ(b.schedule()->state_to_json(), a.schedule()->state_to_json()) << kind;
+    b.fit();
+    EXPECT_EQ(weights(resumed), weights(straight)) << kind;
+    ASSERT_EQ(b.history().size(), 4u) << kind;
+    for (size_t e = 0; e < 4; ++e) EXPECT_EQ(b.history()[e].lr, whole.history()[e].lr) << kind;
+    EXPECT_NE(whole.history()[0].lr, whole.history()[3].lr) << kind;  // the schedule acted
+    EXPECT_EQ(b.schedule()->state_to_json(), whole.schedule()->state_to_json()) << kind;
+  }
+}
+
+TEST_F(TrainerTest, CheckpointMustMatchTheSchedule) {
+  Recipe r{.batch_size = 32, .epochs = 4};
+  r.schedule = {.kind = "cosine"};
+  Sequential m = fresh(r);
+  Trainer t(m, splits_.train, nullptr, r);
+  t.fit({}, 1);
+  t.save_checkpoint(dir_ / "c.safetensors", {});
+
+  Recipe longer = r;
+  longer.epochs = 6;
+  Sequential m2 = fresh(longer);
+  Trainer u(m2, splits_.train, nullptr, longer);
+  EXPECT_EQ(error_of([&] { u.load_checkpoint(dir_ / "c.safetensors"); }),
+            dir_ / "c.safetensors" +
+                ": the saved cosine schedule spans 4 epochs, this run 6 epochs: the length of a "
+                "cosine or onecycle run cannot change");
+
+  Recipe none = r;
+  none.schedule = {};
+  Sequential m3 = fresh(none);
+  Trainer v(m3, splits_.train, nullptr, none);
+  EXPECT_THAT(error_of([&] { v.load_checkpoint(dir_ / "c.safetensors"); }),
+              HasSubstr("c.safetensors: the checkpoint was trained with a learning-rate "
+                        "schedule, this run has none"));
+  v.fit({}, 1);
+  v.save_checkpoint(dir_ / "plain.safetensors", {});
+  Sequential m4 = fresh(r);
+  Trainer w(m4, splits_.train, nullptr, r);
+  EXPECT_THAT(error_of([&] { w.load_checkpoint(dir_ / "plain.safetensors"); }),
+              HasSubstr("plain.safetensors: the checkpoint was trained without a learning-rate "
+                        "schedule, this run has a cosine schedule"));
+}
+
+TEST_F(TrainerTest, ScheduleTheTrainerCannotRun) {
+  Recipe r{.batch_size = 32, .epochs = 2};
+  r.schedule = {.kind = "plateau"};
+  Sequential m = fresh(r);
+  EXPECT_EQ(error_of([&] { Trainer t(m, splits_.train, nullptr, r); }),
+            "the plateau schedule monitors test_loss, but there is no test set");
+  r.schedule.monitor = "train_loss";
+  EXPECT_EQ(error_of([&] { Trainer t(m, splits_.train, nullptr, r); }), "(no error)");
+  r.schedule = {.kind = "onecycle", .max_lr = 0.01, .cycle_momentum = true};
+  EXPECT_EQ(error_of([&] { Trainer t(m, splits_.train, nullptr, r); }),
+            "schedule.cycle_momentum is not supported by the trainer: the optimisers cannot "
+            "change momentum during a run");
+  r.schedule = {.kind = "cosine", .warmup = 2};
+  EXPECT_EQ(error_of([&] { Trainer t(m, splits_.train, nullptr, r); }),
+            "schedule.warmup of 2 epochs leaves no epoch to anneal in a run of 2 epochs");
+}
+
 TEST_F(TrainerTest, CheckpointOfAnotherArchitectureIsRejected) {
   Recipe r{.batch_size = 32, .epochs = 1};
   Sequential m = fresh(r);

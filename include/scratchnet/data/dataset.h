@@ -7,7 +7,8 @@
 // directory) or given as a directory holding the four IDX files
 //   train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte,
 //   t10k-labels-idx1-ubyte
-// each raw or with a .gz suffix.
+// each raw or with a .gz suffix, or a directory of PNG/JPEG images, one folder per class
+// (folder.h): a directory with class folders and none of those IDX files.
 #pragma once
 
 #include <cstdint>
@@ -41,8 +42,13 @@ Dataset load_idx_dataset(const std::string& images_path, const std::string& labe
                          const std::vector<std::string>& class_names);
 
 // "mnist", "fashion-mnist" (under data_dir) or a directory of IDX files. For a directory
-// the classes are "0".."9" unless its labels go higher (then "0".."max").
+// the classes are "0".."9" unless its labels go higher (then "0".."max"). A directory of
+// class folders is read by load_folder_dataset (folder.h) with `folder` options (the
+// two-argument form uses the defaults: 20% of each class held out as test, seed 0).
+struct FolderOptions;
 DatasetSplits load_dataset(const std::string& name_or_dir, const std::string& data_dir);
+DatasetSplits load_dataset(const std::string& name_or_dir, const std::string& data_dir,
+                           const FolderOptions& folder);
 
 // The names load_dataset knows, with their class names.
 std::vector<std::string> dataset_names();

@@ -40,19 +40,46 @@ struct Conv2dDims {
 // The dims for input shape `in` (N, C, H, W); throws the same errors as Conv2d::output_shape.
 Conv2dDims conv2d_dims(const Conv2dOptions& options, const Shape& in);
 
-// Reference kernels, instantiated for float and double (the gradient check runs in double).
+// Reference kernels, instantiated for float and double (the gradient check runs in double):
+// direct loops over a zero-padded copy of the input, the test oracle for the fast kernels.
 // Both throw scratchnet::Error if `d` is inconsistent (OH, OW not what the formula gives).
 // Outputs are parallel over the batch and parameter gradients over OC, each summed in a fixed
 // order, so results are bit-identical for any thread count.
 //
 // out (N, OC, OH, OW) is overwritten; in (N, C, H, W); weight (OC, C, K, K); bias (OC) or null.
 template <typename T>
-void conv2d_forward(T* out, const T* in, const T* weight, const T* bias, const Conv2dDims& d);
+void conv2d_forward_reference(T* out, const T* in, const T* weight, const T* bias,
+                              const Conv2dDims& d);
 // d_in (N, C, H, W) is overwritten; d_weight (OC, C, K, K) and d_bias (OC) are added into.
 // Any of the three may be null to skip it. d_out (N, OC, OH, OW); in and weight as forward.
 template <typename T>
-void conv2d_backward(T* d_in, T* d_weight, T* d_bias, const T* d_out, const T* in, const T* weight,
-                     const Conv2dDims& d);
+void conv2d_backward_reference(T* d_in, T* d_weight, T* d_bias, const T* d_out, const T* in,
+                               const T* weight, const Conv2dDims& d);
+
+// The fast float kernels Conv2d runs, with the reference kernels' contracts (same arguments,
+// same errors with the names conv2d_forward / conv2d_backward). They sum in other orders, so
+// they agree with the reference to float rounding: each value within 2e-6 of the sum of the
+// magnitudes of its terms (tested; about 1e-7 measured). Results are bit-identical for any
+// thread count: outputs and input gradients are split over the batch (or, for a batch smaller
+// than the thread count, inside each product), parameter gradients never over the batch, and
+// the algorithm is chosen from the shape alone.
+//
+// Algorithms, by shape (src/kernels/conv2d_*.cpp; AVX-512 ones only where the CPU has it):
+//   one input channel, 3x3, stride 1: direct vector kernels for the output and the parameter
+//     gradients (the unfolded matrix would have only 9 rows);
+//   3x3, stride 1, >= 8 channels in and out, output rows of >= 12 2x2 tiles and >= 256 tiles:
+//     Winograd F(2x2, 3x3) for the output and the input gradient (2.25x fewer multiplies);
+//   other stride 1: products that read the unfolded matrix in place from a padded copy
+//     ("implicit GEMM"); the input gradient likewise as a convolution of d_out with the
+//     flipped kernel when C >= 8 and padding <= K - 1;
+//   anything else (or no AVX-512): im2col into a per-thread buffer + gemm (kernels/gemm.h),
+//     col2im for the input gradient.
+// The weight gradient for stride 1 sums per group of samples in batch order, split over blocks
+// of the weight; otherwise im2col + gemm over groups of samples in batch order.
+void conv2d_forward(float* out, const float* in, const float* weight, const float* bias,
+                    const Conv2dDims& d);
+void conv2d_backward(float* d_in, float* d_weight, float* d_bias, const float* d_out,
+                     const float* in, const float* weight, const Conv2dDims& d);
 
 class Conv2d : public Layer {
  public:

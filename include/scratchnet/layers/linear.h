@@ -24,18 +24,17 @@ struct LinearOptions {
   bool bias = true;
 };
 
-// Reference kernels, instantiated for float and double (the gradient check runs in double).
-// Results do not depend on the thread count.
+// Kernels, instantiated for float and double. Float runs on the packed matrix multiply
+// (kernels/gemm.h); double runs plain loops, for the gradient check and as the reference the
+// float path is tested against. Results do not depend on the thread count.
 //
 // out (N, F_out) is overwritten; in (N, F_in), weight (F_out, F_in), bias (F_out) or null.
-// Parallel over N; each output is a dot product of two contiguous rows.
 template <typename T>
 void linear_forward(T* out, const T* in, const T* weight, const T* bias, int64_t n, int64_t f_in,
                     int64_t f_out);
 // d_in (N, F_in) is overwritten with d_out @ weight; d_weight (F_out, F_in) += d_out^T @ in and
 // d_bias (F_out) += column sums of d_out (either may be null to skip it; d_in may be null too).
-// d_out (N, F_out). d_in is parallel over N, the parameter gradients over F_out rows, each
-// summing over the batch in order n = 0, 1, ...
+// d_out (N, F_out). The parameter gradients sum over the batch in a fixed order.
 template <typename T>
 void linear_backward(T* d_in, T* d_weight, T* d_bias, const T* d_out, const T* in, const T* weight,
                      int64_t n, int64_t f_in, int64_t f_out);

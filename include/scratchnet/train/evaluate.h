@@ -25,9 +25,11 @@ struct EvalResult {
 };
 
 // Runs the model in eval mode over the whole set in batches. The model's output must be
-// (N, K) with K >= every label; the error names the set otherwise.
+// (N, K) with K >= every label; the error names the set otherwise. Memory grows with the
+// batch size (two activations of `batch_size` images); the default keeps evaluation during
+// training within what training itself uses.
 EvalResult evaluate(Sequential& model, const Dataset& set, const Preprocess& preprocess,
-                    int64_t batch_size = 1000);
+                    int64_t batch_size = 256);
 
 // The predicted class of each row of logits (N, K): the first maximum.
 void argmax_rows(std::vector<int32_t>& out, const Tensor& logits);

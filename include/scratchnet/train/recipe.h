@@ -1,4 +1,5 @@
-// recipe.h — how a model is trained: optimiser, schedule of the data, preprocessing.
+// recipe.h — how a model is trained: optimiser, learning-rate schedule, schedule of the data,
+// preprocessing.
 //
 // A Recipe is stored (as JSON) in every model file, so a run can be repeated or resumed,
 // and presets carry the recipes of their design documents.
@@ -12,6 +13,7 @@
 #include "scratchnet/data/dataset.h"
 #include "scratchnet/layer.h"
 #include "scratchnet/optim/optimizer.h"
+#include "scratchnet/train/schedule.h"
 
 namespace scratchnet {
 
@@ -27,13 +29,16 @@ struct Recipe {
   Init init = Init::kPyTorch;
   float label_smoothing = 0.0f;  // in [0, 1)
   Preprocess preprocess;
+  ScheduleOptions schedule;  // learning-rate schedule (schedule.h); kind "none" keeps lr fixed
 };
 
-// Throws a one-line message naming the field ("lr must be positive, got -1").
+// Throws a one-line message naming the field ("lr must be positive, got -1",
+// "schedule.gamma must be positive, got 0").
 void check_recipe(const Recipe& recipe);
 
 std::string recipe_to_json(const Recipe& recipe);
-// Fields missing from the JSON keep their defaults; unknown fields are errors.
+// Fields missing from the JSON keep their defaults; unknown fields are errors. The schedule is
+// written as schedule_to_json() writes it ({"kind":"none"} without one).
 Recipe recipe_from_json(const std::string& json_text, const std::string& source);
 
 std::string preprocess_to_json(const Preprocess& preprocess);

@@ -7,11 +7,18 @@
 //   trainer.fit({.on_epoch = [&](const EpochMetrics& m) { trainer.save_checkpoint(...); }});
 //
 // Each step: forward in training mode, softmax cross-entropy (with the recipe's label
-// smoothing), zero the gradients, backward, optimiser step. The epoch's batches come from a
-// BatchLoader seeded with the recipe's seed, so epoch e's order depends only on (seed, e).
-// A checkpoint holds the weights and buffers, the optimiser state, every dropout stream and
-// the metrics so far: training 2 epochs, saving, and resuming in a new process for 2 more
-// gives bit-identical weights to 4 epochs in one go (same seed and thread count).
+// smoothing), zero the gradients, backward, optimiser step at the schedule's lr. The epoch's
+// batches come from a BatchLoader seeded with the recipe's seed, so epoch e's order depends only on
+// (seed, e). A checkpoint holds the weights and buffers, the optimiser state, every dropout stream
+// and the metrics so far: training 2 epochs, saving, and resuming in a new process for 2 more gives
+// bit-identical weights to 4 epochs in one go (same seed and thread count).
+//
+// The recipe's learning-rate schedule (schedule.h) runs as PyTorch's schedulers do in a
+// training loop: the optimiser gets float(schedule.lr()) before every step; a per-step
+// schedule ticks after every batch, a per-epoch one after the epoch's evaluation (plateau with
+// the epoch's `monitor` metric). The schedule's state is part of the checkpoint. The length of
+// a cosine or onecycle schedule follows recipe.epochs, so a checkpoint of such a run cannot be
+// resumed with other epochs. One-cycle momentum is not cycled (schedule.h says why).
 #pragma once
 
 #include <cstdint>
@@ -25,6 +32,7 @@
 #include "scratchnet/model.h"
 #include "scratchnet/optim/optimizer.h"
 #include "scratchnet/train/recipe.h"
+#include "scratchnet/train/schedule.h"
 
 namespace scratchnet {
 
@@ -34,7 +42,7 @@ struct EpochMetrics {
   double test_loss = 0, test_accuracy = 0;  // NaN without a test set
   double seconds = 0;                       // training time, evaluation excluded
   double images_per_second = 0;
-  double lr = 0;
+  double lr = 0;  // the lr the epoch's steps used; with a per-step schedule, its last step's
 
   std::string to_json() const;  // one line, for metrics.jsonl
 };
@@ -45,6 +53,7 @@ struct StepInfo {
   double loss = 0, accuracy = 0;  // running means over the epoch so far
   double seconds = 0;             // since the epoch started
   double images_per_second = 0;
+  double lr = 0;  // the lr this step used
 };
 
 struct TrainCallbacks {
@@ -54,7 +63,8 @@ struct TrainCallbacks {
 
 class Trainer {
  public:
-  // `model` must be built; it and the data sets must outlive the trainer. `test` may be null.
+  // `model` must be built; it and the data sets must outlive the trainer. `test` may be null
+  // (not with a plateau schedule that monitors the test set).
   Trainer(Sequential& model, const Dataset& train, const Dataset* test, Recipe recipe);
   ~Trainer();
 
@@ -65,12 +75,14 @@ class Trainer {
   const std::vector<EpochMetrics>& history() const { return history_; }
   const Recipe& recipe() const { return recipe_; }
   Optimizer& optimizer() { return *optimizer_; }
+  // The learning-rate schedule, or null when the recipe has none.
+  const LrSchedule* schedule() const { return schedule_.get(); }
 
   // Everything needed to continue the run; `info` is stored as in a model file, so a
   // checkpoint also loads as a model (load_model ignores the optimiser state).
   void save_checkpoint(const std::string& path, const ModelInfo& info);
-  // Restores weights, buffers, optimiser state, dropout streams and metrics from a checkpoint
-  // of this architecture and recipe.
+  // Restores weights, buffers, optimiser state, schedule state, dropout streams and metrics
+  // from a checkpoint of this architecture and recipe.
   void load_checkpoint(const std::string& path);
 
  private:
@@ -79,6 +91,8 @@ class Trainer {
   const Dataset* test_;
   Recipe recipe_;
   std::unique_ptr<Optimizer> optimizer_;
+  std::unique_ptr<LrSchedule> schedule_;  // null without a schedule
+  int64_t steps_per_epoch_;
   std::vector<EpochMetrics> history_;
 };
 

@@ -1,0 +1,89 @@
+// conv2d_kernels.h — the parts of Conv2d's kernels shared between its source files (private to
+// src/): the dims check, and the AVX-512 unfolding and direct kernels (conv2d_avx512.cpp).
+#pragma once
+
+#include <cstdint>
+
+#include "scratchnet/layers/conv2d.h"
+
+namespace scratchnet {
+
+// Throws "<fn>: inconsistent dims: ..." unless d is what conv2d_dims gives for some input.
+void conv2d_check_dims(const Conv2dDims& d, const char* fn);
+
+// True when the CPU runs AVX-512 (the functions named *_avx512 and the direct kernels).
+bool conv2d_has_avx512();
+
+// dst (rows, cols) with row stride ldd = src (rows, cols) with row stride lds.
+void conv2d_copy_rows_avx512(float* dst, int64_t ldd, const float* src, int64_t lds, int64_t rows,
+                             int64_t cols);
+// The sum of x (rows, len) with row stride `stride`: 16 lanes (t mod 16) accumulated over rows
+// and t in order, then the lanes in a fixed tree.
+float conv2d_sum_avx512(const float* x, int64_t stride, int64_t rows, int64_t len);
+
+// im2col of one sample x (C, H, W) for stride 1: col (C*K*K, OH*OW) with row stride ld.
+// Needs conv2d_has_avx512().
+void conv2d_im2col_s1_avx512(float* col, int64_t ld, const float* x, const Conv2dDims& d);
+// The reverse for stride 1: dx (C, H, W) += col (C*K*K, OH*OW) folded back, in the order of
+// col's rows. Needs conv2d_has_avx512().
+void conv2d_col2im_s1_avx512(float* dx, const float* col, const Conv2dDims& d);
+
+// Stride-1 products that read the unfolded matrix in place ("implicit GEMM"): with padded
+// planes laid end to end in src, row k of the unfolded matrix starts at src + off[k] and is
+// contiguous, column t being output pixel (y, x) at t = y * WP + x of a "wide" output whose
+// columns x >= OW are scratch. Reads go up to src[max(off) + t1 + 15]. Need
+// conv2d_has_avx512().
+//
+// c (M, ldc) columns [t0, t1) = bias + a * B with B(k, t) = src[off[k] + t]; t0 and t1 are
+// multiples of 16; a (M, KT) row-major; bias (M) or null. Each element is bias + the sum over
+// k = 0, 1, ... KT - 1 in order.
+void conv2d_s1_product_avx512(float* c, int64_t ldc, const float* a, int64_t m, int64_t kt,
+                              const float* src, const int64_t* off, int64_t t0, int64_t t1,
+                              const float* bias);
+// c (m, n) with row stride ldc += for rows r < m and columns j < n (a multiple of 16) the sum
+// over samples s < count and t < len of x[s*ss + off[r] + t] * gt[s*gs + t*ldg + j], added
+// onto c in that order: the transposed weight gradient, with gt the output gradient
+// transposed to (len, n).
+void conv2d_s1_wgrad_avx512(float* c, int64_t ldc, int64_t m, int64_t n, const float* x,
+                            const int64_t* off, int64_t ss, const float* gt, int64_t ldg,
+                            int64_t gs, int64_t len, int64_t count);
+
+// The stride-1 convolutions built on those products (conv2d_s1.cpp), with the contracts of
+// conv2d_forward / conv2d_backward for stride 1 on AVX-512 (conv2d_s1_ok). The input gradient
+// needs padding <= K - 1 too.
+bool conv2d_s1_ok(const Conv2dDims& d);
+void conv2d_s1_forward(float* out, const float* in, const float* weight, const float* bias,
+                       const Conv2dDims& d);
+void conv2d_s1_input_grad(float* d_in, const float* d_out, const float* weight,
+                          const Conv2dDims& d);
+// d_weight (OC, C, K, K) += the weight gradient (the bias gradient is separate).
+void conv2d_s1_weight_grad(float* d_weight, const float* d_out, const float* in,
+                           const Conv2dDims& d);
+
+// Winograd F(2x2, 3x3) (conv2d_winograd.cpp) for 3x3 kernels with stride 1, at least 8 input
+// and output channels, rows of at least 12 output tiles (OW >= 23), enough tiles in all
+// (N * ceil(OH/2) * ceil(OW/2) >= 256) and AVX-512; the input gradient counts the tiles of
+// its output (H, W) and needs padding <= 2. Contracts as conv2d_forward / the input part of
+// conv2d_backward; the choice depends on the shape only, never on the thread count.
+bool conv2d_winograd_ok(const Conv2dDims& d);
+bool conv2d_winograd_input_grad_ok(const Conv2dDims& d);
+void conv2d_winograd_forward(float* out, const float* in, const float* weight, const float* bias,
+                             const Conv2dDims& d);
+void conv2d_winograd_input_grad(float* d_in, const float* d_out, const float* weight,
+                                const Conv2dDims& d);
+
+// True when the direct kernels below handle d on this CPU: one input channel, a 3x3 kernel,
+// stride 1 (any padding) and AVX-512. There the im2col matrix has only 9 rows, too few
+// for gemm to run near its peak.
+bool conv2d_direct_ok(const Conv2dDims& d);
+
+// Samples [n0, n1) of conv2d_forward: out (N, OC, OH, OW) from in (N, 1, H, W).
+void conv2d_direct_forward(float* out, const float* in, const float* weight, const float* bias,
+                           const Conv2dDims& d, int64_t n0, int64_t n1);
+
+// Output channels [o0, o1) of the parameter gradients, summed over the whole batch in order:
+// d_weight (OC, 1, 3, 3) and d_bias (OC) are added into; either may be null.
+void conv2d_direct_param_grads(float* d_weight, float* d_bias, const float* d_out, const float* in,
+                               const Conv2dDims& d, int64_t o0, int64_t o1);
+
+}  // namespace scratchnet

@@ -1,0 +1,305 @@
+// Winograd F(2x2, 3x3) for stride-1 3x3 convolutions on AVX-512: 2.25 times fewer
+// multiplications than the direct sum.
+//
+// The output is cut into 2x2 tiles; tile (ty, tx) needs the 4x4 input patch d at rows
+// 2*ty - pad .. +3 and columns 2*tx - pad .. +3 (zeros outside). With
+//   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],  G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1],
+//   A^T = [1 1 1 0; 0 1 -1 -1],
+// each input patch becomes V = B^T d B, each 3x3 filter U = G g G^T (both 4x4), and for each
+// of the 16 positions xi of the 4x4 transforms one matrix product sums over channels:
+//   M_xi (OC, T) = U_xi (OC, C) * V_xi (C, T)        T = tiles of a chunk of samples (gemm)
+// Each output tile is then bias + A^T M A (2x2). Tiles that stick out of the output are
+// computed on zeros and not stored.
+//
+// Work is split into chunks of samples fixed by the shape (enough tiles for the products to
+// run near peak, few enough that V and M stay in L2); chunks go over threads, or for fewer
+// chunks than threads the products are split instead, so results never depend on the thread
+// count. Compared with the direct sum, rounding grows by the transforms' small constants: about
+// 1.5e-7 of the sum of the magnitudes of the direct terms on the models' layers; the tests
+// bound it at 2e-6.
+#include <algorithm>
+#include <new>
+#include <vector>
+
+#include "conv2d_kernels.h"
+#include "scratchnet/kernels/gemm.h"
+#include "scratchnet/parallel.h"
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+
+namespace scratchnet {
+
+namespace {
+
+constexpr int kLanes = 16;
+
+enum Slot { kPlanes, kV, kM, kU, kFlipped, kNumSlots };
+
+class Scratch {
+ public:
+  Scratch() = default;
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  ~Scratch() { release(); }
+
+  // At least n floats, 64-byte aligned; grows, never shrinks.
+  float* get(int64_t n) {
+    if (n > size_) {
+      release();
+      data_ = static_cast<float*>(
+          ::operator new(static_cast<size_t>(n) * sizeof(float), std::align_val_t(64)));
+      size_ = n;
+    }
+    return data_;
+  }
+
+ private:
+  void release() {
+    if (data_) ::operator delete(data_, std::align_val_t(64));
+    data_ = nullptr;
+    size_ = 0;
+  }
+  float* data_ = nullptr;
+  int64_t size_ = 0;
+};
+
+// kU and kFlipped are filled by the calling thread before a parallel_for, so they have slots
+// of their own (the calling thread also runs a chunk).
+float* scratch(Slot slot, int64_t n) {
+  thread_local Scratch buffers[kNumSlots];
+  return buffers[slot].get(n);
+}
+
+// One convolution: `planes` input planes (h, w) padded by `pad`, `outs` output planes.
+struct Shape3 {
+  int64_t n, planes, h, w, pad, outs;
+  int64_t oh, ow;          // output: h + 2*pad - 2, likewise
+  int64_t ty, tx, tiles;   // tiles per sample: ceil(oh / 2) x ceil(ow / 2)
+  int64_t hp, wp;          // padded plane: every tile's 4x4 patch fits
+  int64_t chunk, t_chunk;  // samples per chunk and tiles per chunk
+
+  Shape3(int64_t n_, int64_t planes_, int64_t h_, int64_t w_, int64_t pad_, int64_t outs_)
+      : n(n_), planes(planes_), h(h_), w(w_), pad(pad_), outs(outs_) {
+    oh = h + 2 * pad - 2;
+    ow = w + 2 * pad - 2;
+    ty = (oh + 1) / 2;
+    tx = (ow + 1) / 2;
+    tiles = ty * tx;
+    hp = 2 * ty + 2;
+    wp = 2 * tx + 2;
+    chunk = std::clamp<int64_t>((192 + tiles - 1) / tiles, 1, n);
+    t_chunk = chunk * tiles;
+  }
+};
+
+// xp (planes, hp, wp) = x (planes, h, w) placed at (pad, pad), zeros elsewhere.
+void pad_sample(float* xp, const float* x, const Shape3& s) {
+  std::fill(xp, xp + s.planes * s.hp * s.wp, 0.0f);
+  const int64_t rows = std::min(s.h, s.hp - s.pad), cols = std::min(s.w, s.wp - s.pad);
+  for (int64_t c = 0; c < s.planes; ++c)
+    conv2d_copy_rows_avx512(xp + (c * s.hp + s.pad) * s.wp + s.pad, s.wp, x + c * s.h * s.w, s.w,
+                            rows, cols);
+}
+
+__mmask16 lanes_mask(int64_t count) {
+  return count >= kLanes ? static_cast<__mmask16>(0xFFFF)
+                         : static_cast<__mmask16>((1u << count) - 1u);
+}
+
+// V (16, planes, t_chunk) columns [t0, t0 + tiles) for one padded sample xp: 16 tiles of a
+// tile row at a time; the 4 columns of each patch row are split from loads of 32 floats.
+__attribute__((target("avx512f"))) void input_transform(float* v, int64_t t0, const float* xp,
+                                                        const Shape3& s) {
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+  const int64_t plane_v = s.planes * s.t_chunk;  // floats between two positions xi
+  for (int64_t c = 0; c < s.planes; ++c)
+    for (int64_t y = 0; y < s.ty; ++y)
+      for (int64_t x = 0; x < s.tx; x += kLanes) {
+        const __mmask16 m = lanes_mask(s.tx - x);
+        // Columns 2x .. 2x + 33 of the patch rows, those past the plane masked (read as 0).
+        const int64_t avail = s.wp - 2 * x;
+        const __mmask16 ma0 = lanes_mask(avail), ma1 = lanes_mask(std::max<int64_t>(0, avail - 16));
+        const __mmask16 mb0 = lanes_mask(avail - 2);
+        const __mmask16 mb1 = lanes_mask(std::max<int64_t>(0, avail - 18));
+        __m512 d[4][4];
+        for (int i = 0; i < 4; ++i) {
+          const float* row = xp + (c * s.hp + 2 * y + i) * s.wp + 2 * x;
+          const __m512 a0 = _mm512_maskz_loadu_ps(ma0, row);
+          const __m512 a1 = _mm512_maskz_loadu_ps(ma1, row + 16);
+          const __m512 b0 = _mm512_maskz_loadu_ps(mb0, row + 2);
+          const __m512 b1 = _mm512_maskz_loadu_ps(mb1, row + 18);
+          d[i][0] = _mm512_permutex2var_ps(a0, even, a1);
+          d[i][1] = _mm512_permutex2var_ps(a0, odd, a1);
+          d[i][2] = _mm512_permutex2var_ps(b0, even, b1);
+          d[i][3] = _mm512_permutex2var_ps(b0, odd, b1);
+        }
+        __m512 t[4][4];  // B^T d
+        for (int j = 0; j < 4; ++j) {
+          t[0][j] = _mm512_sub_ps(d[0][j], d[2][j]);
+          t[1][j] = _mm512_add_ps(d[1][j], d[2][j]);
+          t[2][j] = _mm512_sub_ps(d[2][j], d[1][j]);
+          t[3][j] = _mm512_sub_ps(d[1][j], d[3][j]);
+        }
+        float* dst = v + c * s.t_chunk + t0 + y * s.tx + x;
+        for (int i = 0; i < 4; ++i) {  // (B^T d) B
+          _mm512_mask_storeu_ps(dst + (i * 4 + 0) * plane_v, m, _mm512_sub_ps(t[i][0], t[i][2]));
+          _mm512_mask_storeu_ps(dst + (i * 4 + 1) * plane_v, m, _mm512_add_ps(t[i][1], t[i][2]));
+          _mm512_mask_storeu_ps(dst + (i * 4 + 2) * plane_v, m, _mm512_sub_ps(t[i][2], t[i][1]));
+          _mm512_mask_storeu_ps(dst + (i * 4 + 3) * plane_v, m, _mm512_sub_ps(t[i][1], t[i][3]));
+        }
+      }
+}
+
+// out[sample] (outs, oh, ow) = bias + A^T M A from M (16, outs, t_chunk) columns
+// [t0, t0 + tiles); the two output columns of 16 tiles are interleaved into 32 output columns.
+__attribute__((target("avx512f"))) void output_transform(float* out, const float* mm, int64_t t0,
+                                                         const float* bias, const Shape3& s) {
+  const __m512i lo_idx = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i hi_idx =
+      _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  const int64_t plane_m = s.outs * s.t_chunk;
+  for (int64_t o = 0; o < s.outs; ++o) {
+    const __m512 b = _mm512_set1_ps(bias ? bias[o] : 0.0f);
+    for (int64_t y = 0; y < s.ty; ++y)
+      for (int64_t x = 0; x < s.tx; x += kLanes) {
+        const __mmask16 m = lanes_mask(s.tx - x);
+        const float* src = mm + o * s.t_chunk + t0 + y * s.tx + x;
+        __m512 v[4][4];
+        for (int xi = 0; xi < 16; ++xi)
+          v[xi / 4][xi % 4] = _mm512_maskz_loadu_ps(m, src + xi * plane_m);
+        __m512 r[2][4];  // A^T M
+        for (int j = 0; j < 4; ++j) {
+          r[0][j] = _mm512_add_ps(_mm512_add_ps(v[0][j], v[1][j]), v[2][j]);
+          r[1][j] = _mm512_sub_ps(_mm512_sub_ps(v[1][j], v[2][j]), v[3][j]);
+        }
+        const int64_t cols = std::min<int64_t>(2 * kLanes, s.ow - 2 * x);
+        const __mmask16 lo = lanes_mask(cols), hi = lanes_mask(std::max<int64_t>(0, cols - 16));
+        for (int i = 0; i < 2; ++i) {
+          const int64_t row = 2 * y + i;
+          if (row >= s.oh) break;
+          const __m512 y0 =
+              _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(r[i][0], r[i][1]), r[i][2]), b);
+          const __m512 y1 =
+              _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(r[i][1], r[i][2]), r[i][3]), b);
+          float* dst = out + (o * s.oh + row) * s.ow + 2 * x;
+          _mm512_mask_storeu_ps(dst, lo, _mm512_permutex2var_ps(y0, lo_idx, y1));
+          _mm512_mask_storeu_ps(dst + 16, hi, _mm512_permutex2var_ps(y0, hi_idx, y1));
+        }
+      }
+  }
+}
+
+// u (16, outs, planes) = G g G^T for every 3x3 filter g of weight (outs, planes, 3, 3).
+void filter_transform(float* u, const float* weight, int64_t outs, int64_t planes) {
+  const int64_t stride = outs * planes;
+  for (int64_t o = 0; o < outs; ++o)
+    for (int64_t c = 0; c < planes; ++c) {
+      const float* g = weight + (o * planes + c) * 9;
+      float t[4][3];  // G g
+      for (int j = 0; j < 3; ++j) {
+        t[0][j] = g[j];
+        t[1][j] = 0.5f * (g[j] + g[3 + j] + g[6 + j]);
+        t[2][j] = 0.5f * (g[j] - g[3 + j] + g[6 + j]);
+        t[3][j] = g[6 + j];
+      }
+      float* dst = u + o * planes + c;
+      for (int i = 0; i < 4; ++i) {  // (G g) G^T
+        dst[(i * 4 + 0) * stride] = t[i][0];
+        dst[(i * 4 + 1) * stride] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
+        dst[(i * 4 + 2) * stride] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
+        dst[(i * 4 + 3) * stride] = t[i][2];
+      }
+    }
+}
+
+// One chunk of samples [s0, s0 + count): transforms and the 16 products.
+void run_chunk(float* out, const float* in, const float* u, const float* bias, int64_t s0,
+               int64_t count, bool parallel_products, const Shape3& s) {
+  float* xp = scratch(kPlanes, s.planes * s.hp * s.wp);
+  float* v = scratch(kV, 16 * s.planes * s.t_chunk);  // (16, planes, t_chunk)
+  float* mm = scratch(kM, 16 * s.outs * s.t_chunk);   // (16, outs, t_chunk)
+  const int64_t t_used = count * s.tiles;
+  for (int64_t k = 0; k < count; ++k) {
+    pad_sample(xp, in + (s0 + k) * s.planes * s.h * s.w, s);
+    input_transform(v, k * s.tiles, xp, s);
+  }
+  for (int xi = 0; xi < 16; ++xi) {
+    const GemmArgs g{.m = s.outs,
+                     .n = t_used,
+                     .k = s.planes,
+                     .a = u + xi * s.outs * s.planes,
+                     .lda = s.planes,
+                     .b = v + xi * s.planes * s.t_chunk,
+                     .ldb = s.t_chunk,
+                     .c = mm + xi * s.outs * s.t_chunk,
+                     .ldc = s.t_chunk};
+    parallel_products ? gemm_parallel(g) : gemm(g);
+  }
+  for (int64_t k = 0; k < count; ++k)
+    output_transform(out + (s0 + k) * s.outs * s.oh * s.ow, mm, k * s.tiles, bias, s);
+}
+
+void run(float* out, const float* in, const float* weight, const float* bias, const Shape3& s) {
+  float* u = scratch(kU, 16 * s.outs * s.planes);
+  filter_transform(u, weight, s.outs, s.planes);
+  const int64_t chunks = (s.n + s.chunk - 1) / s.chunk;
+  if (chunks >= num_threads()) {
+    parallel_for(chunks, [&](int64_t begin, int64_t end) {
+      for (int64_t q = begin; q < end; ++q)
+        run_chunk(out, in, u, bias, q * s.chunk, std::min(s.chunk, s.n - q * s.chunk), false, s);
+    });
+  } else {
+    for (int64_t q = 0; q < chunks; ++q)
+      run_chunk(out, in, u, bias, q * s.chunk, std::min(s.chunk, s.n - q * s.chunk), true, s);
+  }
+}
+
+// The transforms run 16 tiles of a tile row at a time: rows of fewer than 12 tiles leave too
+// many lanes idle, and the products need enough tiles in all.
+bool winograd_pays(const Conv2dDims& d, int64_t out_h, int64_t out_w) {
+  const int64_t tiles_x = (out_w + 1) / 2, tiles = (out_h + 1) / 2 * tiles_x;
+  return conv2d_has_avx512() && d.k == 3 && d.stride == 1 && d.c >= 8 && d.oc >= 8 &&
+         tiles_x >= 12 && d.n * tiles >= 256;
+}
+
+}  // namespace
+
+bool conv2d_winograd_ok(const Conv2dDims& d) { return winograd_pays(d, d.oh, d.ow); }
+
+bool conv2d_winograd_input_grad_ok(const Conv2dDims& d) {
+  return d.padding <= 2 && winograd_pays(d, d.h, d.w);
+}
+
+void conv2d_winograd_forward(float* out, const float* in, const float* weight, const float* bias,
+                             const Conv2dDims& d) {
+  run(out, in, weight, bias, Shape3(d.n, d.c, d.h, d.w, d.padding, d.oc));
+}
+
+void conv2d_winograd_input_grad(float* d_in, const float* d_out, const float* weight,
+                                const Conv2dDims& d) {
+  // A stride-1 convolution of d_out padded by 2 - padding with the kernel flipped and its
+  // channel axes swapped: flipped (C, OC, 3, 3).
+  float* flipped = scratch(kFlipped, d.c * d.oc * 9);
+  for (int64_t o = 0; o < d.oc; ++o)
+    for (int64_t c = 0; c < d.c; ++c)
+      for (int64_t q = 0; q < 9; ++q)
+        flipped[(c * d.oc + o) * 9 + 8 - q] = weight[(o * d.c + c) * 9 + q];
+  run(d_in, d_out, flipped, nullptr, Shape3(d.n, d.oc, d.oh, d.ow, 2 - d.padding, d.c));
+}
+
+}  // namespace scratchnet
+
+#else  // not x86-64
+
+namespace scratchnet {
+
+bool conv2d_winograd_ok(const Conv2dDims&) { return false; }
+bool conv2d_winograd_input_grad_ok(const Conv2dDims&) { return false; }
+void conv2d_winograd_forward(float*, const float*, const float*, const float*, const Conv2dDims&) {}
+void conv2d_winograd_input_grad(float*, const float*, const float*, const Conv2dDims&) {}
+
+}  // namespace scratchnet
+
+#endif
