@@ -19,7 +19,8 @@ packages=(
 )
 for arg in "$@"; do
   case "$arg" in
-    --torch) packages+=(python3-torch python3-torchvision) ;;
+    # PyTorch at its best: OpenBLAS as the system BLAS (Debian's torch loads libblas.so.3).
+    --torch) packages+=(python3-torch python3-torchvision libopenblas0-pthread) ;;
     *) echo "install-deps.sh: unknown option '$arg' (expected --torch)" >&2; exit 2 ;;
   esac
 done

@@ -14,6 +14,8 @@ namespace scratchnet::cli {
 void add_train(CLI::App& app);
 void add_eval(CLI::App& app);
 void add_info(CLI::App& app);
+void add_predict(CLI::App& app);  // predict.cpp
+void add_export(CLI::App& app);   // export.cpp
 
 // --threads N (default: every core) and --data-dir DIR, as several commands take them.
 struct CommonFlags {

@@ -1,18 +1,10 @@
-// scratchnet — train, evaluate and inspect convolutional image classifiers.
+// scratchnet — train, evaluate, inspect, use and export convolutional image classifiers.
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
 
 #include "common.h"
 #include "scratchnet/check.h"
-
-namespace scratchnet::cli {
-void add_predict(CLI::App& app);  // predict.cpp
-}  // namespace scratchnet::cli
-
-namespace scratchnet::cli {
-void add_export(CLI::App& app);  // export.cpp
-}  // namespace scratchnet::cli
 
 int main(int argc, char** argv) {
   CLI::App app{
