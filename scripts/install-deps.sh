@@ -13,6 +13,8 @@ packages=(
   libgtest-dev libgmock-dev             # tests
   libbenchmark-dev                      # kernel micro-benchmarks (bench/)
   libstb-dev                            # PNG/JPEG images
+  libcpp-httplib-dev                    # scratchnet serve (HTTP)
+  chromium chromium-driver python3-selenium  # browser tests (the serve page)
   clang-format                          # format check
   libonnx-dev libprotobuf-dev           # ONNX export: onnx.proto's generated classes, protobuf
   python3-onnx python3-opencv python3-numpy  # exported ONNX files checked elsewhere (e2e test)

@@ -16,6 +16,7 @@ void add_eval(CLI::App& app);
 void add_info(CLI::App& app);
 void add_predict(CLI::App& app);  // predict.cpp
 void add_export(CLI::App& app);   // export.cpp
+void add_serve(CLI::App& app);    // serve.cpp
 
 // --threads N (default: every core) and --data-dir DIR, as several commands take them.
 struct CommonFlags {

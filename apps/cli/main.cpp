@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   scratchnet::cli::add_info(app);
   scratchnet::cli::add_predict(app);
   scratchnet::cli::add_export(app);
+  scratchnet::cli::add_serve(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -6,14 +6,13 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <numeric>
 
 #include "common.h"
 #include "scratchnet/check.h"
+#include "scratchnet/classifier.h"
 #include "scratchnet/data/idx.h"
 #include "scratchnet/data/image.h"
 
@@ -74,45 +73,14 @@ std::pair<int64_t, int64_t> index_range(const std::string& spec, int64_t n,
   return {begin, end};
 }
 
-// probs (N, K) from the model's output: as it is after Softmax, exp after LogSoftmax, and a
-// softmax of the logits otherwise.
-void to_probabilities(std::vector<double>& probs, const Tensor& out, const std::string& last) {
-  const int64_t n = out.dim(0), k = out.dim(1);
-  probs.resize(n * k);
-  for (int64_t i = 0; i < n; ++i) {
-    const float* row = out.data() + i * k;
-    double* p = probs.data() + i * k;
-    if (last == "Softmax") {
-      std::copy(row, row + k, p);
-      continue;
-    }
-    const double m = last == "LogSoftmax" ? 0.0 : *std::max_element(row, row + k);
-    double sum = 0;
-    for (int64_t j = 0; j < k; ++j) sum += p[j] = std::exp(static_cast<double>(row[j]) - m);
-    if (last != "LogSoftmax")
-      for (int64_t j = 0; j < k; ++j) p[j] /= sum;
-  }
-}
-
 void run_predict(const PredictFlags& f) {
   apply_threads(f.common);
   ModelSource src = open_model(f.model);
   SN_CHECK(src.has_weights, "'{}' has no trained weights: predict needs a model file", f.model);
-  Sequential& model = src.loaded.model;
-  const ModelInfo& info = src.loaded.info;
-  const Shape in = model.input_shape();
-  SN_CHECK(in.size() == 3 && in[0] == 1 && in[1] == in[2],
-           "{}: predict reads one-channel square images, but the model is built for {}", f.model,
-           shape_str(in));
-  const Shape out = model.output_shape(model.size() - 1);
-  SN_CHECK(out.size() == 1, "{}: the model's output {} is not (N, classes)", f.model,
-           shape_str(out));
-  const int64_t classes = out[0], side = in[1];
-  const MnistStyle style{.size = side, .box = std::max<int64_t>(1, std::lround(side * 20 / 28.0))};
+  Classifier classifier(std::move(src.loaded), f.model);
+  const int64_t classes = classifier.classes(), side = classifier.side();
 
-  Dataset set;  // the inputs as model-sized digits; labels unused
-  set.source = "predict inputs";
-  set.height = set.width = side;
+  std::vector<uint8_t> digits;     // (items, side, side)
   std::vector<std::string> names;  // (items) what each item is, for the output
   std::vector<int64_t> idx_index;  // (items) the image number in an IDX file, or -1
   bool any_idx = false;
@@ -120,8 +88,8 @@ void run_predict(const PredictFlags& f) {
   for (const std::string& path : f.inputs) {
     const std::vector<uint8_t> head = first_bytes(path, 8);
     if (!image_format(head).empty()) {
-      to_mnist_style(digit, read_image(path), style);
-      set.images.insert(set.images.end(), digit.begin(), digit.end());
+      to_mnist_style(digit, read_image(path), classifier.style());
+      digits.insert(digits.end(), digit.begin(), digit.end());
       names.push_back(path);
       idx_index.push_back(-1);
       continue;
@@ -131,57 +99,41 @@ void run_predict(const PredictFlags& f) {
     IdxArray a = read_idx(path);
     SN_CHECK(a.dims.size() == 3 && a.dims[1] == side && a.dims[2] == side,
              "{}: IDX images of shape {} do not fit a model built for {}", path, shape_str(a.dims),
-             shape_str(in));
+             shape_str(classifier.model().input_shape()));
     auto [begin, end] = index_range(f.index, a.dims[0], path);
     for (int64_t i = begin; i < end; ++i) {
-      set.images.insert(set.images.end(), a.data.begin() + i * side * side,
-                        a.data.begin() + (i + 1) * side * side);
+      digits.insert(digits.end(), a.data.begin() + i * side * side,
+                    a.data.begin() + (i + 1) * side * side);
       names.push_back(path);
       idx_index.push_back(i);
     }
   }
   SN_CHECK(f.index.empty() || any_idx, "--index picks images of IDX files, and none was given");
-  set.labels.assign(names.size(), 0);
-  const int64_t n = set.size();
+  const int64_t n = static_cast<int64_t>(names.size());
+  std::vector<double> probs;  // (n, classes)
+  classifier.probabilities(probs, digits, kBatch);
 
-  std::vector<double> probs(n * classes);  // (n, classes)
-  std::vector<double> chunk;               // (batch, classes)
-  std::vector<int64_t> order(n);
-  std::iota(order.begin(), order.end(), 0);
-  Tensor x;  // (batch, 1, side, side)
-  const std::string last = model.layer(model.size() - 1).kind();
-  for (int64_t b = 0; b < n; b += kBatch) {
-    const int64_t count = std::min(kBatch, n - b);
-    make_batch(x, set, order.data() + b, count, info.preprocess);
-    to_probabilities(chunk, model.forward(x, Mode::kEval), last);
-    std::copy(chunk.begin(), chunk.end(), probs.begin() + b * classes);
-  }
-
-  auto class_name = [&](int64_t c) {
-    return c < static_cast<int64_t>(info.class_names.size()) ? info.class_names[c]
-                                                             : std::to_string(c);
-  };
   const int64_t k = std::min(f.top, classes);
   nlohmann::json results = nlohmann::json::array();
-  std::vector<int64_t> ranked(classes);
   for (int64_t i = 0; i < n; ++i) {
     const double* p = probs.data() + i * classes;
-    std::iota(ranked.begin(), ranked.end(), 0);
-    std::stable_sort(ranked.begin(), ranked.end(),
-                     [&](int64_t a, int64_t c) { return p[a] > p[c]; });
+    const std::vector<int64_t> ranked = top_classes(p, classes, k);
     std::string label = idx_index[i] < 0 ? names[i] : fmt::format("{}[{}]", names[i], idx_index[i]);
     if (!f.json) {
       std::vector<std::string> parts;
       for (int64_t j = 0; j < k; ++j)
-        parts.push_back(fmt::format("{} ({})", class_name(ranked[j]), percent(p[ranked[j]])));
+        parts.push_back(
+            fmt::format("{} ({})", classifier.class_name(ranked[j]), percent(p[ranked[j]])));
       fmt::print("{}: {}\n", label, fmt::join(parts, ", "));
       continue;
     }
     nlohmann::json top = nlohmann::json::array();
     for (int64_t j = 0; j < k; ++j)
-      top.push_back(
-          {{"class", class_name(ranked[j])}, {"label", ranked[j]}, {"probability", p[ranked[j]]}});
-    nlohmann::json r = {{"file", names[i]}, {"class", class_name(ranked[0])}, {"top", top}};
+      top.push_back({{"class", classifier.class_name(ranked[j])},
+                     {"label", ranked[j]},
+                     {"probability", p[ranked[j]]}});
+    nlohmann::json r = {
+        {"file", names[i]}, {"class", classifier.class_name(ranked[0])}, {"top", top}};
     if (idx_index[i] >= 0) r["index"] = idx_index[i];
     results.push_back(r);
   }
