@@ -39,13 +39,15 @@ void Classifier::probabilities(std::vector<double>& probs, std::span<const uint8
   SN_CHECK(max_batch > 0, "max_batch must be positive, got {}", max_batch);
   const int64_t n = static_cast<int64_t>(digits.size()) / pixels;
   probs.resize(n * classes_);
-  std::vector<int64_t> order(std::min(n, max_batch));
-  std::iota(order.begin(), order.end(), 0);
+  if (static_cast<int64_t>(order_.size()) < std::min(n, max_batch)) {
+    order_.resize(std::min(n, max_batch));
+    std::iota(order_.begin(), order_.end(), 0);
+  }
   for (int64_t b = 0; b < n; b += max_batch) {
     const int64_t count = std::min(max_batch, n - b);
     batch_set_.images.assign(digits.begin() + b * pixels, digits.begin() + (b + count) * pixels);
     batch_set_.labels.assign(count, 0);
-    make_batch(batch_, batch_set_, order.data(), count, loaded_.info.preprocess);
+    make_batch(batch_, batch_set_, order_.data(), count, loaded_.info.preprocess);
     const Tensor& out = loaded_.model.forward(batch_, Mode::kEval);  // (count, K)
     for (int64_t i = 0; i < count; ++i) {
       const float* row = out.data() + i * classes_;

@@ -38,6 +38,11 @@ const CLI::Validator kPositive = number_check(
 const CLI::Validator kNonNegative = number_check(
     "NON-NEGATIVE", [](double v) { return v >= 0; }, "at least 0");
 
+void add_model_file_arg(CLI::App& cmd, std::string& model) {
+  cmd.add_option("model", model, "Model file (or a run directory holding model.safetensors)")
+      ->required();
+}
+
 void add_threads_flag(CLI::App& cmd, CommonFlags& flags) {
   cmd.add_option("--threads", flags.threads, "Threads for the kernels (default: every core)")
       ->check(CLI::Range(1, 1024));

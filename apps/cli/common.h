@@ -23,6 +23,8 @@ struct CommonFlags {
   int threads = 0;  // 0: leave the default
   std::string data_dir = "data";
 };
+// The positional MODEL argument of the commands that read a model file.
+void add_model_file_arg(CLI::App& cmd, std::string& model);
 void add_threads_flag(CLI::App& cmd, CommonFlags& flags);
 void add_data_dir_flag(CLI::App& cmd, CommonFlags& flags);
 void apply_threads(const CommonFlags& flags);

@@ -79,8 +79,7 @@ void add_eval(CLI::App& app) {
   EvalFlags& f = *flags;
   CLI::App* cmd = app.add_subcommand(
       "eval", "Evaluate a model file: loss, accuracy, per-class accuracy, confusion matrix.");
-  cmd->add_option("model", f.model, "Model file (or a run directory holding model.safetensors)")
-      ->required();
+  add_model_file_arg(*cmd, f.model);
   cmd->add_option("--dataset", f.dataset,
                   "Data set name or directory (default: the one the model was trained on)");
   add_data_dir_flag(*cmd, f.common);

@@ -52,8 +52,7 @@ void add_export(CLI::App& app) {
       "Export a model file to ONNX (opset 13). The graph takes preprocessed images (the model "
       "file's scaling or normalisation, recorded in the ONNX metadata) with a dynamic batch "
       "dimension and returns the logits.");
-  cmd->add_option("model", f.model, "Model file (or a run directory holding model.safetensors)")
-      ->required();
+  add_model_file_arg(*cmd, f.model);
   cmd->add_option("--onnx", f.onnx, "The ONNX file to write (its directory must exist)")
       ->required();
   cmd->callback([flags] { run_export(*flags); });

@@ -150,8 +150,7 @@ void add_predict(CLI::App& app) {
       "predict",
       "Classify PNG/JPEG images (made MNIST-style: gray, inverted if light, cropped, scaled into "
       "20x20, centred in 28x28) or IDX images with a model file.");
-  cmd->add_option("model", f.model, "Model file (or a run directory holding model.safetensors)")
-      ->required();
+  add_model_file_arg(*cmd, f.model);
   cmd->add_option("images", f.inputs, "PNG or JPEG files, or IDX image files (see --index)")
       ->required();
   cmd->add_option("--top", f.top, "How many classes to show per image")

@@ -59,8 +59,7 @@ void add_serve(CLI::App& app) {
       "serve",
       "Serve a model file over HTTP: a page to draw digits on (GET /), predictions for PNG/JPEG "
       "or JSON pixel bodies (POST /predict), GET /healthz and GET /metrics.");
-  cmd->add_option("model", f.model, "Model file (or a run directory holding model.safetensors)")
-      ->required();
+  add_model_file_arg(*cmd, f.model);
   cmd->add_option("--host", s.host, "Address to listen on (0.0.0.0: every interface)")
       ->capture_default_str();
   cmd->add_option("--port", s.port, "Port to listen on (0: any free port, printed)")

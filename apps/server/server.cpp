@@ -170,7 +170,6 @@ struct Server::Impl {
   httplib::Server http;
   Metrics metrics;
   std::timed_mutex model_mutex;  // one prediction at a time
-  std::vector<double> probs;     // (1, K), guarded by model_mutex
   int port = -1;
 
   Impl(Classifier& c, std::string name, ServerOptions o)
@@ -193,8 +192,8 @@ struct Server::Impl {
     std::unique_lock<std::timed_mutex> lock(model_mutex, std::defer_lock);
     if (!lock.try_lock_for(std::chrono::duration<double>(opts.timeout)))
       throw HttpError(503, fmt::format("the model stayed busy for {} s; try again", opts.timeout));
-    classifier.probabilities(probs, digit);
-    const std::vector<double> p = probs;
+    std::vector<double> p;  // (1, K)
+    classifier.probabilities(p, digit);
     lock.unlock();
 
     const int64_t k = classifier.classes();

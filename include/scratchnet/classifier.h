@@ -50,9 +50,10 @@ class Classifier {
   LoadedModel loaded_;
   int64_t side_ = 0, classes_ = 0;
   MnistStyle style_;
-  std::string last_kind_;  // the last layer's kind: Softmax, LogSoftmax or other
-  Dataset batch_set_;      // the digits of one call, as a data set for make_batch
-  Tensor batch_;           // (batch, 1, S, S)
+  std::string last_kind_;       // the last layer's kind: Softmax, LogSoftmax or other
+  Dataset batch_set_;           // the digits of one call, as a data set for make_batch
+  Tensor batch_;                // (batch, 1, S, S)
+  std::vector<int64_t> order_;  // 0, 1, 2, ...: the batch's images in order
 };
 
 // The k most likely classes of one row p (classes), most likely first; equal probabilities
