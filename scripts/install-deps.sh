@@ -16,6 +16,7 @@ packages=(
   clang-format                          # format check
   libonnx-dev libprotobuf-dev           # ONNX export: onnx.proto's generated classes, protobuf
   python3-onnx python3-opencv python3-numpy  # exported ONNX files checked elsewhere (e2e test)
+  chromium                              # browser tests (the training report)
 )
 for arg in "$@"; do
   case "$arg" in

@@ -39,6 +39,19 @@ std::string EvalResult::to_json(const std::vector<std::string>& class_names) con
       .dump();
 }
 
+namespace {
+
+// The probability of class `best` in the output row (k) of a model whose last layer is `last`.
+float probability(const float* row, int64_t k, int32_t best, const std::string& last) {
+  if (last == "Softmax") return row[best];
+  if (last == "LogSoftmax") return std::exp(row[best]);
+  double sum = 0;  // softmax with the row maximum row[best] subtracted
+  for (int64_t j = 0; j < k; ++j) sum += std::exp(static_cast<double>(row[j]) - row[best]);
+  return static_cast<float>(1 / sum);
+}
+
+}  // namespace
+
 void argmax_rows(std::vector<int32_t>& out, const Tensor& logits) {
   int64_t n = logits.dim(0), k = logits.dim(1);
   out.resize(n);
@@ -70,12 +83,18 @@ EvalResult evaluate(Sequential& model, const Dataset& set, const Preprocess& pre
   double loss_sum = 0;
   std::vector<int32_t> predicted;
   r.predicted.reserve(set.size());
+  r.confidence.reserve(set.size());
+  const std::string last = model.layer(model.size() - 1).kind();
   while (const Batch* batch = loader.next()) {
     const Tensor& logits = model.forward(batch->images, Mode::kEval);
     int64_t n = logits.dim(0);
     loss_sum += static_cast<double>(cross_entropy_loss(logits, batch->labels)) * n;
     argmax_rows(predicted, logits);
-    for (int64_t i = 0; i < n; ++i) ++r.confusion[batch->labels[i] * r.classes + predicted[i]];
+    for (int64_t i = 0; i < n; ++i) {
+      ++r.confusion[batch->labels[i] * r.classes + predicted[i]];
+      r.confidence.push_back(
+          probability(logits.data() + i * r.classes, r.classes, predicted[i], last));
+    }
     r.predicted.insert(r.predicted.end(), predicted.begin(), predicted.end());
     r.count += n;
   }

@@ -1,4 +1,5 @@
-// evaluate.h — loss, accuracy and the confusion matrix of a model on a data set.
+// evaluate.h — loss, accuracy, the confusion matrix and per-item predictions of a model on a
+// data set.
 #pragma once
 
 #include <cstdint>
@@ -17,6 +18,9 @@ struct EvalResult {
   int64_t classes = 0;
   std::vector<int64_t> confusion;  // (classes, classes): [true label][predicted]
   std::vector<int32_t> predicted;  // (count): the predicted class of each item, in order
+  // (count): the predicted class's probability, as torch.softmax(output, 1).max(1): the output
+  // as it is after a last Softmax layer, exp of it after LogSoftmax, its softmax otherwise.
+  std::vector<float> confidence;
 
   int64_t correct() const;
   // Fraction of class c's items predicted as c (NaN when the set has none of c).
