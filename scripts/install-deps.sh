@@ -14,7 +14,7 @@ packages=(
   libbenchmark-dev                      # kernel micro-benchmarks (bench/)
   libstb-dev                            # PNG/JPEG images
   libcpp-httplib-dev                    # scratchnet serve (HTTP)
-  chromium chromium-driver python3-selenium  # browser tests (the serve page)
+  chromium chromium-driver python3-selenium  # browser tests (the serve page, the training report)
   clang-format                          # format check
   libonnx-dev libprotobuf-dev           # ONNX export: onnx.proto's generated classes, protobuf
   python3-onnx python3-opencv python3-numpy  # exported ONNX files checked elsewhere (e2e test)

@@ -13,10 +13,10 @@ skip=()
 for arg in "$@"; do
   case "$arg" in
     # The end-to-end runs that train on real MNIST are ~10x slower under the sanitizers; the
-    # trainer, loader, resume, image and export unit tests and cli_errors (which trains on
-    # tiny sets) cover the same code there, and test_server the server behind the page.
+    # trainer, loader, resume, image, report and export unit tests and cli_errors (which trains
+    # on tiny sets) cover the same code there, and test_server the server behind the page.
     --sanitize) dir=build-asan; flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DSCRATCHNET_SANITIZE=ON)
-                skip=(-E 'e2e_train_mnist|e2e_predict_mnist|e2e_serve_page') ;;
+                skip=(-E 'e2e_train_mnist|e2e_predict_mnist|e2e_serve_page|e2e_report_render') ;;
     *) echo "test.sh: unknown option '$arg' (expected --sanitize)" >&2; exit 2 ;;
   esac
 done

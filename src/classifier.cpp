@@ -2,10 +2,10 @@
 #include "scratchnet/classifier.h"
 
 #include <algorithm>
-#include <cmath>
 #include <numeric>
 
 #include "scratchnet/check.h"
+#include "scratchnet/train/evaluate.h"
 
 namespace scratchnet {
 
@@ -49,19 +49,9 @@ void Classifier::probabilities(std::vector<double>& probs, std::span<const uint8
     batch_set_.labels.assign(count, 0);
     make_batch(batch_, batch_set_, order_.data(), count, loaded_.info.preprocess);
     const Tensor& out = loaded_.model.forward(batch_, Mode::kEval);  // (count, K)
-    for (int64_t i = 0; i < count; ++i) {
-      const float* row = out.data() + i * classes_;
-      double* p = probs.data() + (b + i) * classes_;
-      if (last_kind_ == "Softmax") {
-        std::copy(row, row + classes_, p);
-        continue;
-      }
-      const double m = last_kind_ == "LogSoftmax" ? 0.0 : *std::max_element(row, row + classes_);
-      double sum = 0;
-      for (int64_t j = 0; j < classes_; ++j) sum += p[j] = std::exp(double(row[j]) - m);
-      if (last_kind_ != "LogSoftmax")
-        for (int64_t j = 0; j < classes_; ++j) p[j] /= sum;
-    }
+    for (int64_t i = 0; i < count; ++i)
+      output_probabilities(probs.data() + (b + i) * classes_, out.data() + i * classes_, classes_,
+                           last_kind_);
   }
 }
 

@@ -13,6 +13,7 @@
 #include "scratchnet/model_spec.h"
 #include "scratchnet/parallel.h"
 #include "scratchnet/presets.h"
+#include "scratchnet/train/report.h"
 
 namespace scratchnet::cli {
 
@@ -20,6 +21,8 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 namespace {
+
+constexpr int64_t kReportMistakes = 24;  // test images the report shows
 
 struct TrainFlags {
   CommonFlags common;
@@ -245,6 +248,17 @@ void run_train(TrainFlags& f, const CLI::App& cmd) {
                  .origin = has_weights ? f.model : std::string(),
                  .dataset = run.dataset};
   if (static_cast<int64_t>(info.class_names.size()) != classes) info.class_names.clear();
+  const std::string report_path = (fs::path(out_dir) / "report.html").string();
+  Report report{.title = fmt::format("{} on {}", run.model, run.dataset),
+                .model = fmt::format("{}: {} parameters, {:.1f} MFLOP per image", run.model,
+                                     model.num_params(), model.flops_per_sample() / 1e6),
+                .dataset = fmt::format("{}: {} training and {} test images", run.dataset,
+                                       data.train.size(), data.test.size()),
+                .recipe = describe_recipe(recipe),
+                .layers = model.summary(),
+                .threads = num_threads(),
+                .classes = classes,
+                .class_names = info.class_names};
   Progress progress(f.quiet);
   trainer.fit({.on_step = [&](const StepInfo& s) { progress.step(s); },
                .on_epoch =
@@ -257,6 +271,14 @@ void run_train(TrainFlags& f, const CLI::App& cmd) {
                      trainer.save_checkpoint(
                          (fs::path(out_dir) / "checkpoint.safetensors").string(), info);
                      save_model((fs::path(out_dir) / "model.safetensors").string(), model, info);
+                     // The whole history (a resumed run's too: the checkpoint restores it) and
+                     // the test evaluation of the epoch just finished.
+                     report.epochs = trainer.history();
+                     report.confusion = trainer.last_test().confusion;
+                     report.mistakes =
+                         most_confident_mistakes(trainer.last_test(), data.test, kReportMistakes);
+                     report.filters = first_conv_filters(model);
+                     write_report(report_path, report);
                    }});
   const EpochMetrics& last = trainer.history().back();
   double total = 0;
@@ -266,6 +288,7 @@ void run_train(TrainFlags& f, const CLI::App& cmd) {
              data.test.size(), last.epoch, last.epoch == 1 ? "" : "s",
              duration(total / trainer.history().size()));
   fmt::print("model saved to {}\n", (fs::path(out_dir) / "model.safetensors").string());
+  fmt::print("report written to {}\n", report_path);
 }
 
 void add_schedule_flags(CLI::App& cmd, ScheduleOptions& s) {
@@ -356,8 +379,9 @@ void add_train(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "train",
       "Train a model and evaluate it on the test set after every epoch.\n"
-      "Writes DIR/model.safetensors, DIR/checkpoint.safetensors (to resume), DIR/metrics.jsonl "
-      "and DIR/run.json.");
+      "Writes DIR/model.safetensors, DIR/checkpoint.safetensors (to resume), DIR/metrics.jsonl, "
+      "DIR/run.json and DIR/report.html (curves, confusion matrix, mistakes, filters; rewritten "
+      "after every epoch).");
   cmd->add_option("--model", f.model,
                   "A preset (basic, bn), a model spec (.json) or a model file to start from")
       ->capture_default_str();

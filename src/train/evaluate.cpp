@@ -1,5 +1,6 @@
 #include "scratchnet/train/evaluate.h"
 
+#include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
 
@@ -39,6 +40,18 @@ std::string EvalResult::to_json(const std::vector<std::string>& class_names) con
       .dump();
 }
 
+void output_probabilities(double* p, const float* row, int64_t k, const std::string& last_kind) {
+  if (last_kind == "Softmax") {
+    std::copy(row, row + k, p);
+    return;
+  }
+  const double m = last_kind == "LogSoftmax" ? 0.0 : *std::max_element(row, row + k);
+  double sum = 0;
+  for (int64_t j = 0; j < k; ++j) sum += p[j] = std::exp(double(row[j]) - m);
+  if (last_kind != "LogSoftmax")
+    for (int64_t j = 0; j < k; ++j) p[j] /= sum;
+}
+
 void argmax_rows(std::vector<int32_t>& out, const Tensor& logits) {
   int64_t n = logits.dim(0), k = logits.dim(1);
   out.resize(n);
@@ -70,12 +83,19 @@ EvalResult evaluate(Sequential& model, const Dataset& set, const Preprocess& pre
   double loss_sum = 0;
   std::vector<int32_t> predicted;
   r.predicted.reserve(set.size());
+  r.confidence.reserve(set.size());
+  const std::string last = model.layer(model.size() - 1).kind();
+  std::vector<double> probs(r.classes);
   while (const Batch* batch = loader.next()) {
     const Tensor& logits = model.forward(batch->images, Mode::kEval);
     int64_t n = logits.dim(0);
     loss_sum += static_cast<double>(cross_entropy_loss(logits, batch->labels)) * n;
     argmax_rows(predicted, logits);
-    for (int64_t i = 0; i < n; ++i) ++r.confusion[batch->labels[i] * r.classes + predicted[i]];
+    for (int64_t i = 0; i < n; ++i) {
+      ++r.confusion[batch->labels[i] * r.classes + predicted[i]];
+      output_probabilities(probs.data(), logits.data() + i * r.classes, r.classes, last);
+      r.confidence.push_back(static_cast<float>(probs[predicted[i]]));
+    }
     r.predicted.insert(r.predicted.end(), predicted.begin(), predicted.end());
     r.count += n;
   }

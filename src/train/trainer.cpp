@@ -151,9 +151,9 @@ void Trainer::fit(const TrainCallbacks& callbacks, int64_t until_epoch) {
     m.lr = last_lr;  // 0.001, not 0.0010000000474974513
     m.test_loss = m.test_accuracy = NAN;
     if (test_) {
-      EvalResult r = evaluate(model_, *test_, recipe_.preprocess);
-      m.test_loss = r.loss;
-      m.test_accuracy = r.accuracy;
+      last_test_ = evaluate(model_, *test_, recipe_.preprocess);
+      m.test_loss = last_test_.loss;
+      m.test_accuracy = last_test_.accuracy;
     }
     if (schedule_ && !schedule_->per_step()) {
       if (recipe_.schedule.kind == "plateau")

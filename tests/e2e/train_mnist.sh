@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End to end through the program on a small real subset of MNIST: train 200 steps, evaluate,
-# resume for 100 more, and check that the resumed run equals an uninterrupted one exactly
-# and reaches the accuracy such a short run should.
+# resume for 100 more, and check that the resumed run equals an uninterrupted one exactly,
+# reaches the accuracy such a short run should and has a report of all its epochs.
 #   tests/e2e/train_mnist.sh path/to/scratchnet DATA_DIR
 set -euo pipefail
 bin=$1 data=$2
@@ -23,6 +23,9 @@ a=$("$bin" eval "$tmp/resumed/model.safetensors" --data-dir "$data" --limit 2000
 b=$("$bin" eval "$tmp/straight/model.safetensors" --data-dir "$data" --limit 2000 --json)
 [ "$a" = "$b" ] || { echo "FAIL resumed run differs from the uninterrupted one:"; echo "$a"; echo "$b"; exit 1; }
 [ "$(wc -l <"$tmp/resumed/metrics.jsonl")" -eq 3 ] || { echo "FAIL metrics.jsonl should have 3 epochs"; exit 1; }
+[ -s "$tmp/resumed/report.html" ] || { echo "FAIL the resumed run has no report.html"; exit 1; }
+[ "$(grep -c '^<tr><td>[0-9]' "$tmp/resumed/report.html")" -eq 3 ] ||
+  { echo "FAIL report.html should list 3 epochs"; exit 1; }
 accuracy=$(printf '%s' "$a" | grep -o '"accuracy":[0-9.]*' | head -1 | cut -d: -f2)
 echo "accuracy after 300 steps on 6,400 images: $accuracy (resumed run identical to uninterrupted)"
 awk -v a="$accuracy" 'BEGIN { exit !(a >= 0.94) }' || { echo "FAIL accuracy $accuracy < 0.94"; exit 1; }

@@ -1,3 +1,4 @@
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -284,6 +285,47 @@ TEST_F(TrainerTest, EvaluateCountsAndConfusion) {
   EXPECT_EQ(total, 100);
   EXPECT_NEAR(e.accuracy, static_cast<double>(e.correct()) / 100, 1e-12);
   EXPECT_THAT(e.to_json(splits_.test.class_names), HasSubstr("\"confusion\":[["));
+}
+
+TEST_F(TrainerTest, EvaluateGivesEachPredictionsProbability) {
+  // Zero weights and bias ln(9) for class 3: every image's output is (0, 0, 0, ln 9, 0, ...), so
+  // class 3 has probability 9 / (9 + 9) = 0.5 — whether the model ends in logits, Softmax or
+  // LogSoftmax.
+  for (const char* last : {"", R"(, {"type": "Softmax"})", R"(, {"type": "LogSoftmax"})"}) {
+    Sequential m = model_from_spec(fmt::format(
+        R"({{"input": [1, 12, 12], "layers": [{{"type": "Flatten"}},
+        {{"type": "Linear", "out_features": 10}}{}]}})",
+        last));
+    auto params = m.params();
+    params[0].param->value.zero();
+    params[1].param->value.zero();
+    params[1].param->value[3] = std::log(9.0f);
+    EvalResult e = evaluate(m, splits_.test, {}, 32);
+    ASSERT_EQ(e.confidence.size(), 100u) << last;
+    for (int64_t i = 0; i < 100; ++i) {
+      EXPECT_EQ(e.predicted[i], 3) << last;
+      EXPECT_NEAR(e.confidence[i], 0.5f, 1e-6f) << last;
+    }
+  }
+}
+
+TEST_F(TrainerTest, KeepsTheLastTestEvaluation) {
+  Recipe r{.batch_size = 32, .epochs = 2};
+  Sequential m = fresh(r);
+  Trainer t(m, splits_.train, &splits_.test, r);
+  EXPECT_EQ(t.last_test().count, 0);
+  t.fit({}, 1);
+  EXPECT_EQ(t.last_test().count, 100);
+  EXPECT_EQ(t.last_test().accuracy, t.history().back().test_accuracy);
+  EXPECT_EQ(t.last_test().loss, t.history().back().test_loss);
+  const EvalResult again = evaluate(m, splits_.test, r.preprocess);
+  EXPECT_EQ(t.last_test().predicted, again.predicted);
+  EXPECT_EQ(t.last_test().confidence, again.confidence);
+  EXPECT_EQ(t.last_test().confusion, again.confusion);
+
+  Trainer without(m, splits_.train, nullptr, r);
+  without.fit({}, 1);
+  EXPECT_EQ(without.last_test().count, 0);
 }
 
 }  // namespace

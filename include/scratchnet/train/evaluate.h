@@ -1,4 +1,5 @@
-// evaluate.h — loss, accuracy and the confusion matrix of a model on a data set.
+// evaluate.h — loss, accuracy, the confusion matrix and per-item predictions of a model on a
+// data set.
 #pragma once
 
 #include <cstdint>
@@ -17,6 +18,9 @@ struct EvalResult {
   int64_t classes = 0;
   std::vector<int64_t> confusion;  // (classes, classes): [true label][predicted]
   std::vector<int32_t> predicted;  // (count): the predicted class of each item, in order
+  // (count): the predicted class's probability, as torch.softmax(output, 1).max(1): the output
+  // as it is after a last Softmax layer, exp of it after LogSoftmax, its softmax otherwise.
+  std::vector<float> confidence;
 
   int64_t correct() const;
   // Fraction of class c's items predicted as c (NaN when the set has none of c).
@@ -33,5 +37,10 @@ EvalResult evaluate(Sequential& model, const Dataset& set, const Preprocess& pre
 
 // The predicted class of each row of logits (N, K): the first maximum.
 void argmax_rows(std::vector<int32_t>& out, const Tensor& logits);
+
+// One output row (k) of a model whose last layer is of kind `last_kind`, as probabilities p (k):
+// the row as it is after Softmax, exp of it after LogSoftmax, its softmax otherwise (in double,
+// like torch.softmax(logits.double(), 1)).
+void output_probabilities(double* p, const float* row, int64_t k, const std::string& last_kind);
 
 }  // namespace scratchnet

@@ -31,6 +31,7 @@
 #include "scratchnet/io/model_file.h"
 #include "scratchnet/model.h"
 #include "scratchnet/optim/optimizer.h"
+#include "scratchnet/train/evaluate.h"
 #include "scratchnet/train/recipe.h"
 #include "scratchnet/train/schedule.h"
 
@@ -74,6 +75,9 @@ class Trainer {
   int64_t epochs_done() const { return static_cast<int64_t>(history_.size()); }
   const std::vector<EpochMetrics>& history() const { return history_; }
   const Recipe& recipe() const { return recipe_; }
+  // The test set's evaluation after the last epoch this trainer ran (count 0 before its first
+  // epoch, after a resume, and without a test set): predictions and confusion for reports.
+  const EvalResult& last_test() const { return last_test_; }
   Optimizer& optimizer() { return *optimizer_; }
   // The learning-rate schedule, or null when the recipe has none.
   const LrSchedule* schedule() const { return schedule_.get(); }
@@ -94,6 +98,7 @@ class Trainer {
   std::unique_ptr<LrSchedule> schedule_;  // null without a schedule
   int64_t steps_per_epoch_;
   std::vector<EpochMetrics> history_;
+  EvalResult last_test_;
 };
 
 }  // namespace scratchnet
