@@ -121,7 +121,7 @@ std::vector<NamedBuffer> Sequential::buffers() {
   std::vector<NamedBuffer> all;
   for (size_t i = 0; i < layers_.size(); ++i)
     for (auto& b : layers_[i]->buffers())
-      all.push_back({fmt::format("{}.{}", i, b.name), b.tensor});
+      all.push_back({fmt::format("{}.{}", i, b.name), b.tensor, b.int8});
   return all;
 }
 

@@ -14,10 +14,12 @@
 #include "scratchnet/layers/batch_norm1d.h"
 #include "scratchnet/layers/batch_norm2d.h"
 #include "scratchnet/layers/conv2d.h"
+#include "scratchnet/layers/conv2d_int8.h"
 #include "scratchnet/layers/dropout.h"
 #include "scratchnet/layers/flatten.h"
 #include "scratchnet/layers/leaky_relu.h"
 #include "scratchnet/layers/linear.h"
+#include "scratchnet/layers/linear_int8.h"
 #include "scratchnet/layers/log_softmax.h"
 #include "scratchnet/layers/max_pool2d.h"
 #include "scratchnet/layers/relu.h"
@@ -167,6 +169,33 @@ const LayerKind kKinds[] = {
      [](const Layer& l) -> json {
        const auto& o = opts<Linear>(l);
        return {{"in_features", o.in_features}, {"out_features", o.out_features}, {"bias", o.bias}};
+     }},
+    {"Conv2dInt8",
+     [](OptionReader& r, const Shape& in) -> std::unique_ptr<Layer> {
+       return std::make_unique<Conv2dInt8>(
+           Conv2dOptions{.in_channels = r.input_size("in_channels", in, 1),
+                         .out_channels = r.integer("out_channels", 0),
+                         .kernel = r.integer("kernel", 0),
+                         .stride = r.integer("stride", 1),
+                         .padding = r.integer("padding", 0)});
+     },
+     [](const Layer& l) -> json {
+       const auto& o = opts<Conv2dInt8>(l);
+       return {{"in_channels", o.in_channels},
+               {"out_channels", o.out_channels},
+               {"kernel", o.kernel},
+               {"stride", o.stride},
+               {"padding", o.padding}};
+     }},
+    {"LinearInt8",
+     [](OptionReader& r, const Shape& in) -> std::unique_ptr<Layer> {
+       return std::make_unique<LinearInt8>(
+           LinearOptions{.in_features = r.input_size("in_features", in, 1),
+                         .out_features = r.integer("out_features", 0)});
+     },
+     [](const Layer& l) -> json {
+       const auto& o = opts<LinearInt8>(l);
+       return {{"in_features", o.in_features}, {"out_features", o.out_features}};
      }},
     {"BatchNorm2d", make_batch_norm<BatchNorm2d>, write_batch_norm<BatchNorm2d>},
     {"BatchNorm1d", make_batch_norm<BatchNorm1d>, write_batch_norm<BatchNorm1d>},

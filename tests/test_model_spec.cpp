@@ -41,7 +41,22 @@ TEST(ModelSpec, BuildsEveryKindAndInfersInputSizes) {
   EXPECT_EQ(m.layer(1).describe(), "BatchNorm2d(4, eps=1e-05, momentum=0.1)");
   EXPECT_EQ(m.layer(7).describe(), "Linear(120, 16)");  // 4 x 6 x 5 inferred
   EXPECT_EQ(m.output_shape(14), (Shape{8}));
-  EXPECT_EQ(layer_kinds().size(), 14u);
+  EXPECT_EQ(layer_kinds().size(), 16u);
+}
+
+TEST(ModelSpec, BuildsAndWritesTheInt8Kinds) {
+  const char* spec = R"({"input": [2, 6, 6], "layers": [
+    {"type": "Conv2dInt8", "out_channels": 3, "kernel": 3, "stride": 2, "padding": 1},
+    {"type": "Flatten"}, {"type": "LinearInt8", "out_features": 4}]})";
+  Sequential m = model_from_spec(spec);
+  EXPECT_EQ(m.layer(0).describe(), "Conv2dInt8(2, 3, kernel=3, stride=2, padding=1)");
+  EXPECT_EQ(m.layer(2).describe(), "LinearInt8(27, 4)");
+  EXPECT_EQ(model_to_spec(model_from_spec(model_to_spec(m))), model_to_spec(m));
+  EXPECT_THAT(error_of([] {
+                model_from_spec(R"({"input": [4], "layers": [
+                  {"type": "LinearInt8", "out_features": 2, "bias": false}]})");
+              }),
+              HasSubstr("unknown option 'bias'"));
 }
 
 TEST(ModelSpec, WrittenSpecRebuildsTheSameModel) {

@@ -14,9 +14,10 @@ namespace scratchnet::cli {
 void add_train(CLI::App& app);
 void add_eval(CLI::App& app);
 void add_info(CLI::App& app);
-void add_predict(CLI::App& app);  // predict.cpp
-void add_export(CLI::App& app);   // export.cpp
-void add_serve(CLI::App& app);    // serve.cpp
+void add_predict(CLI::App& app);   // predict.cpp
+void add_export(CLI::App& app);    // export.cpp
+void add_serve(CLI::App& app);     // serve.cpp
+void add_quantize(CLI::App& app);  // quantize.cpp
 
 // --threads N (default: every core) and --data-dir DIR, as several commands take them.
 struct CommonFlags {

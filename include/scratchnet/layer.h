@@ -20,6 +20,9 @@
 //   flops(in)          floating-point operations of one forward pass on input shape `in`
 //                      (a multiply-add counts as 2).
 //   init(scheme, rng)  draws the initial parameters.
+//   prepare()          after its tensors were loaded (model files call it): checks them and
+//                      builds what is derived from them (int8 layers pack their weights), or
+//                      throws naming the tensor and what is wrong.
 //
 // Mode::kTrain and Mode::kEval follow PyTorch's module.train() / module.eval(): dropout
 // and batch statistics act only in training.
@@ -67,6 +70,7 @@ struct NamedParameter {
 struct NamedBuffer {
   std::string name;
   Tensor* tensor;
+  bool int8 = false;  // integer values in [-128, 127], stored as I8 in model files
 };
 
 class Layer {
@@ -83,6 +87,7 @@ class Layer {
   virtual std::vector<NamedParameter> params() { return {}; }
   virtual std::vector<NamedBuffer> buffers() { return {}; }
   virtual void init(Init /*scheme*/, Rng& /*rng*/) {}
+  virtual void prepare() {}
 };
 
 // Throws "<kind>: expects <what>, got input of shape <in>" — the common shape complaint.

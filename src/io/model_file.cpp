@@ -42,7 +42,10 @@ SafeTensors model_to_safetensors(Sequential& model, const ModelInfo& info) {
   SN_CHECK(!info.preprocess.normalize || info.preprocess.std > 0,
            "cannot save a model whose normalisation std is {}", info.preprocess.std);
   SafeTensors file;
-  for (const auto& t : named_tensors(model)) file.tensors[t.name] = *t.tensor;
+  for (const auto& t : named_tensors(model)) {
+    file.tensors[t.name] = *t.tensor;
+    if (t.int8) file.int8.insert(t.name);
+  }
   file.metadata["format"] = kFormat;
   file.metadata["spec"] = model_to_spec(model);
   file.metadata["preprocess"] = preprocess_to_json(info.preprocess);
@@ -96,6 +99,13 @@ LoadedModel model_from_safetensors(const SafeTensors& file, const std::string& s
       bool known = false;
       for (const auto& t : wanted) known = known || t.name == name;
       SN_CHECK(known, "{}: tensor '{}' does not belong to the architecture", source, name);
+    }
+  }
+  for (size_t i = 0; i < loaded.model.size(); ++i) {
+    try {
+      loaded.model.layer(i).prepare();
+    } catch (const Error& e) {
+      fail("{}: layer {} {}: {}", source, i, loaded.model.layer(i).kind(), e.what());
     }
   }
   int64_t outputs = shape_numel(loaded.model.output_shape(loaded.model.size() - 1));

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <bit>
 #include <cerrno>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -28,7 +29,7 @@ constexpr uint64_t kMaxHeaderBytes = 100'000'000;  // the limit the Python packa
 constexpr size_t kLengthBytes = 8;
 constexpr const char* kMetadataKey = "__metadata__";
 
-enum class DType { F32, F64, I64, I32, U8 };
+enum class DType { F32, F64, I64, I32, I8, U8 };
 
 struct DTypeInfo {
   const char* name;
@@ -38,7 +39,7 @@ struct DTypeInfo {
 
 constexpr DTypeInfo kDTypes[] = {
     {"F32", DType::F32, 4}, {"F64", DType::F64, 8}, {"I64", DType::I64, 8},
-    {"I32", DType::I32, 4}, {"U8", DType::U8, 1},
+    {"I32", DType::I32, 4}, {"I8", DType::I8, 1},   {"U8", DType::U8, 1},
 };
 
 // A header value cut to a readable length for an error message.
@@ -94,7 +95,7 @@ const DTypeInfo& parse_dtype(const std::string& path, const std::string& name, c
   const std::string& dtype = it->get_ref<const std::string&>();
   for (const DTypeInfo& info : kDTypes)
     if (dtype == info.name) return info;
-  fail("{}: tensor {}: dtype {} is not supported (expected F32, F64, I64, I32 or U8)", path,
+  fail("{}: tensor {}: dtype {} is not supported (expected F32, F64, I64, I32, I8 or U8)", path,
        quoted(name), quoted(dtype));
 }
 
@@ -211,6 +212,9 @@ Tensor load_tensor(const Entry& e, const char* data) {
     case DType::I32:
       convert<int32_t>(t.data(), src, n);
       break;
+    case DType::I8:
+      convert<int8_t>(t.data(), src, n);
+      break;
     case DType::U8:
       convert<uint8_t>(t.data(), src, n);
       break;
@@ -272,7 +276,10 @@ SafeTensors read_safetensors(const std::string& path) {
   check_no_overlap(path, std::move(pointers));
 
   const char* data = bytes.data() + data_start;
-  for (const Entry& e : entries) out.tensors.emplace(e.name, load_tensor(e, data));
+  for (const Entry& e : entries) {
+    out.tensors.emplace(e.name, load_tensor(e, data));
+    if (e.dtype.dtype == DType::I8) out.int8.insert(e.name);
+  }
   return out;
 }
 
@@ -280,15 +287,24 @@ void write_safetensors(const std::string& path, const SafeTensors& file) {
   // ordered_json keeps insertion order, so the header reads exactly as the one
   // tools/goldens_common.py writes: tensors by name, then "__metadata__".
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
-  std::vector<const Tensor*> data;
+  std::vector<std::pair<const Tensor*, bool>> data;  // each tensor, and whether it is I8
   uint64_t offset = 0;
+  for (const auto& name : file.int8)
+    SN_CHECK(file.tensors.count(name), "{}: int8 tensor {} is not among the tensors", path,
+             quoted(name));
   for (const auto& [name, tensor] : file.tensors) {  // std::map: names sorted
     SN_CHECK(name != kMetadataKey, "{}: tensor name \"{}\" is reserved for metadata", path,
              kMetadataKey);
-    uint64_t bytes = static_cast<uint64_t>(tensor.numel()) * sizeof(float);
-    header[name] = {
-        {"dtype", "F32"}, {"shape", tensor.shape()}, {"data_offsets", {offset, offset + bytes}}};
-    data.push_back(&tensor);
+    const bool int8 = file.int8.count(name) > 0;
+    if (int8)
+      for (float v : tensor)
+        SN_CHECK(v == std::nearbyint(v) && v >= -128 && v <= 127,
+                 "{}: tensor {} is stored as I8 but holds {}", path, quoted(name), v);
+    uint64_t bytes = static_cast<uint64_t>(tensor.numel()) * (int8 ? 1 : sizeof(float));
+    header[name] = {{"dtype", int8 ? "I8" : "F32"},
+                    {"shape", tensor.shape()},
+                    {"data_offsets", {offset, offset + bytes}}};
+    data.push_back({&tensor, int8});
     offset += bytes;
   }
   if (!file.metadata.empty()) header[kMetadataKey] = file.metadata;
@@ -307,8 +323,15 @@ void write_safetensors(const std::string& path, const SafeTensors& file) {
       length[i] = static_cast<unsigned char>(static_cast<uint64_t>(text.size()) >> (8 * i));
     std::fwrite(length, 1, kLengthBytes, f);
     std::fwrite(text.data(), 1, text.size(), f);
-    for (const Tensor* t : data)
-      if (!t->empty()) std::fwrite(t->data(), sizeof(float), t->numel(), f);
+    for (const auto& [t, int8] : data) {
+      if (t->empty()) continue;
+      if (!int8) {
+        std::fwrite(t->data(), sizeof(float), t->numel(), f);
+        continue;
+      }
+      std::vector<int8_t> bytes(t->begin(), t->end());
+      std::fwrite(bytes.data(), 1, bytes.size(), f);
+    }
   });
 }
 

@@ -146,6 +146,22 @@ expect_error "export: output directory missing" "--onnx $tmp/none/m.onnx: direct
 expect_error "export: --onnx missing" "--onnx is required" -- "$bin" export "$model"
 [ ! -e "$tmp/m.onnx" ] || { echo "FAIL a failed export left $tmp/m.onnx"; failures=$((failures + 1)); }
 
+# quantize: a model file, positive counts, an existing output directory, not int8 already.
+expect_error "quantize: model file that does not exist" "model 'nope.safetensors' is neither a preset" -- \
+  "$bin" quantize nope.safetensors --dataset "$tmp/good"
+expect_error "quantize: a preset has no weights" "'basic' has no trained weights" -- \
+  "$bin" quantize basic --dataset "$tmp/good"
+expect_error "quantize: output directory missing" "--out $tmp/none/q.safetensors: the directory $tmp/none does not exist" -- \
+  "$bin" quantize "$model" --dataset "$tmp/good" -o "$tmp/none/q.safetensors"
+expect_error "quantize: zero calibration images" "--calibration: must be positive, got 0" -- \
+  "$bin" quantize "$model" --dataset "$tmp/good" --calibration 0
+"$bin" quantize "$model" --dataset "$tmp/good" --calibration 4 --latency-images 2 -o "$tmp/q.safetensors" >/dev/null ||
+  { echo "FAIL quantize on a good model"; failures=$((failures + 1)); }
+expect_error "quantize: already int8" "is already an int8 model" -- \
+  "$bin" quantize "$tmp/q.safetensors" --dataset "$tmp/good"
+expect_error "export: an int8 model has no ONNX form" "no ONNX export for this layer kind" -- \
+  "$bin" export "$tmp/q.safetensors" --onnx "$tmp/q.onnx"
+
 # predict: images must exist and be whole PNG/JPEG files with ink; the model a model file.
 # digit.png: an 8x8 gray PNG, a black 4x4 square on white; blank.png: 4x4 white.
 printf '\x89\x50\x4e\x47\x0d\x0a\x1a\x0a\x00\x00\x00\x0d\x49\x48\x44\x52\x00\x00\x00\x08\x00\x00\x00\x08\x08\x00\x00\x00\x00\xe1\x64\xe1\x57\x00\x00\x00\x15\x49\x44\x41\x54\x78\xda\x63\xf8\x0f\x05\x0c\x48\x0c\x06\x20\x20\xc4\x40\xd3\x05\x00\xb9\xe2\x2f\xd1\x71\x78\x5a\x4a\x00\x00\x00\x00\x49\x45\x4e\x44\xae\x42\x60\x82' >"$tmp/digit.png"
@@ -154,6 +170,8 @@ head -c 40 "$tmp/digit.png" >"$tmp/cut.png"
 echo "not an image" >"$tmp/predict-notes.png"
 "$bin" predict "$model" "$tmp/digit.png" >/dev/null ||
   { echo "FAIL predict on a good PNG"; failures=$((failures + 1)); }
+"$bin" predict "$tmp/q.safetensors" "$tmp/digit.png" >/dev/null 2>&1 ||
+  { echo "FAIL predict with an int8 model"; failures=$((failures + 1)); }
 expect_error "predict: model file that does not exist" "model 'nope.safetensors' is neither a preset" -- \
   "$bin" predict nope.safetensors "$tmp/digit.png"
 expect_error "predict: a preset has no weights" "'basic' has no trained weights" -- \

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End to end through the program on a small real subset of MNIST: train 200 steps, evaluate,
 # resume for 100 more, and check that the resumed run equals an uninterrupted one exactly,
-# reaches the accuracy such a short run should and has a report of all its epochs.
+# reaches the accuracy such a short run should and has a report of all its epochs; then
+# quantises it to int8.
 #   tests/e2e/train_mnist.sh path/to/scratchnet DATA_DIR
 set -euo pipefail
 bin=$1 data=$2
@@ -29,4 +30,18 @@ b=$("$bin" eval "$tmp/straight/model.safetensors" --data-dir "$data" --limit 200
 accuracy=$(printf '%s' "$a" | grep -o '"accuracy":[0-9.]*' | head -1 | cut -d: -f2)
 echo "accuracy after 300 steps on 6,400 images: $accuracy (resumed run identical to uninterrupted)"
 awk -v a="$accuracy" 'BEGIN { exit !(a >= 0.94) }' || { echo "FAIL accuracy $accuracy < 0.94"; exit 1; }
+
+# int8: quantise the model, lose at most 0.5 points on these 2,000 images, and read back the
+# int8 file with eval at the accuracy quantize reported.
+q=$("$bin" quantize "$tmp/resumed/model.safetensors" --data-dir "$data" --limit 2000 \
+      --calibration 500 --latency-images 20 -o "$tmp/int8.safetensors" --json)
+float_acc=$(printf '%s' "$q" | grep -o '"float_accuracy":[0-9.]*' | cut -d: -f2)
+int8_acc=$(printf '%s' "$q" | grep -o '"int8_accuracy":[0-9.]*' | cut -d: -f2)
+echo "int8: $float_acc -> $int8_acc"
+awk -v f="$float_acc" -v i="$int8_acc" 'BEGIN { exit !(f - i <= 0.005) }' ||
+  { echo "FAIL int8 accuracy $int8_acc is more than 0.5 points below $float_acc"; exit 1; }
+[ "$float_acc" = "$accuracy" ] || { echo "FAIL quantize measured the float model at $float_acc, eval at $accuracy"; exit 1; }
+e=$("$bin" eval "$tmp/int8.safetensors" --data-dir "$data" --limit 2000 --json)
+[ "$(printf '%s' "$e" | grep -o '"accuracy":[0-9.]*' | head -1 | cut -d: -f2)" = "$int8_acc" ] ||
+  { echo "FAIL eval of the int8 file disagrees with quantize: $e"; exit 1; }
 echo "1 passed, 0 failed"

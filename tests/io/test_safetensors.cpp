@@ -305,6 +305,14 @@ TEST_F(SafeTensorsTest, ConvertsU8) {
   expect_same_tensor(read_safetensors(p).tensors.at("t"), want, "t");
 }
 
+TEST_F(SafeTensorsTest, ConvertsI8AndRemembersIt) {
+  std::vector<int8_t> v = {0, -1, -128, 127, 7};
+  std::string p = write_st(one_tensor("I8", {5}, 5), le_bytes(v));
+  const SafeTensors file = read_safetensors(p);
+  expect_same_tensor(file.tensors.at("t"), Tensor({5}, {0.0f, -1.0f, -128.0f, 127.0f, 7.0f}), "t");
+  EXPECT_EQ(file.int8, std::set<std::string>{"t"});
+}
+
 // ---- malformed files: each names the file and the problem --------------------------------
 
 TEST_F(SafeTensorsTest, MissingFile) {
@@ -499,11 +507,11 @@ TEST_F(SafeTensorsTest, ShapeWhoseSizeOverflowsRejected) {
 }
 
 TEST_F(SafeTensorsTest, UnsupportedDtype) {
-  for (std::string dtype : {"BF16", "F16", "BOOL", "I8", "f32"}) {
+  for (std::string dtype : {"BF16", "F16", "BOOL", "I16", "f32"}) {
     std::string p = write_st(
         R"({"t": {"dtype": ")" + dtype + R"(", "shape": [2], "data_offsets": [0, 4]}})", "abcd");
     EXPECT_EQ(read_error(p), p + ": tensor \"t\": dtype \"" + dtype +
-                                 "\" is not supported (expected F32, F64, I64, I32 or U8)");
+                                 "\" is not supported (expected F32, F64, I64, I32, I8 or U8)");
   }
 }
 
@@ -523,7 +531,7 @@ TEST_F(SafeTensorsTest, ErrorMessagesStayOnOneLine) {
   std::string p =
       write_st(R"({"bad\nname": {"dtype": "F16", "shape": [2], "data_offsets": [0, 4]}})", "abcd");
   EXPECT_EQ(read_error(p), p + ": tensor \"bad\\nname\": dtype \"F16\" is not supported "
-                               "(expected F32, F64, I64, I32 or U8)");
+                               "(expected F32, F64, I64, I32, I8 or U8)");
 }
 
 // ---- writing --------------------------------------------------------------------------------

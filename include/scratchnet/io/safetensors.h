@@ -5,7 +5,7 @@
 //   {"<name>": {"dtype": "F32", "shape": [d0, d1, ...], "data_offsets": [begin, end]}, ...,
 //    "__metadata__": {"<key>": "<string value>", ...}}
 // then the raw little-endian data; offsets are relative to the end of the header.
-// Tensors are read as float32: F32 as is; F64, I64, I32 and U8 are converted (so PyTorch's
+// Tensors are read as float32: F32 as is; F64, I64, I32, I8 and U8 are converted (so PyTorch's
 // int64 num_batches_tracked loads). Anything else is rejected. Every header field is
 // checked against the file size before anything is allocated; errors name the file and the
 // problem. Writing goes to "<path>.tmp" and is renamed over <path>, so a crash never leaves
@@ -19,6 +19,7 @@
 #pragma once
 
 #include <map>
+#include <set>
 #include <string>
 
 #include "scratchnet/tensor.h"
@@ -28,6 +29,9 @@ namespace scratchnet {
 struct SafeTensors {
   std::map<std::string, Tensor> tensors;
   std::map<std::string, std::string> metadata;  // "__metadata__"; empty when absent
+  // Names of the tensors stored as I8: read, those that were I8 in the file; written, each
+  // value must be an integer in [-128, 127] (an error names the tensor otherwise).
+  std::set<std::string> int8;
 };
 
 // Reads the whole file, then checks: at least 8 bytes; L <= 100 MB and L <= file size - 8;
@@ -36,9 +40,9 @@ struct SafeTensors {
 // numel * dtype size bytes; no two buffers overlap (gaps are tolerated);
 // "__metadata__", if present, is an object of strings. A 0-dim shape [] is a scalar.
 SafeTensors read_safetensors(const std::string& path);
-// Writes every tensor as F32, names sorted, buffers contiguous from offset 0 in name order;
-// the header is padded with spaces to a multiple of 8 bytes, so the data starts 8-byte
-// aligned. "__metadata__" is written only when non-empty. The header is laid out as
+// Writes every tensor as F32 (I8 for those named in `int8`), names sorted, buffers contiguous from
+// offset 0 in name order; the header is padded with spaces to a multiple of 8 bytes, so the data
+// starts 8-byte aligned. "__metadata__" is written only when non-empty. The header is laid out as
 // tools/goldens_common.py's save_safetensors lays it out (same key order, separators and
 // \u escapes), so both write the same bytes for the same tensors and metadata (keys in
 // sorted order). A tensor named "__metadata__", or a name or metadata that is not valid
