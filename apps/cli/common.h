@@ -18,6 +18,7 @@ void add_predict(CLI::App& app);   // predict.cpp
 void add_export(CLI::App& app);    // export.cpp
 void add_serve(CLI::App& app);     // serve.cpp
 void add_quantize(CLI::App& app);  // quantize.cpp
+void add_prune(CLI::App& app);     // prune.cpp
 
 // --threads N (default: every core) and --data-dir DIR, as several commands take them.
 struct CommonFlags {

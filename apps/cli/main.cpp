@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   scratchnet::cli::add_export(app);
   scratchnet::cli::add_serve(app);
   scratchnet::cli::add_quantize(app);
+  scratchnet::cli::add_prune(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -188,5 +188,36 @@ expect_error "predict: --index past the IDX file" "--index 9: $tmp/good/train-im
   "$bin" predict "$model" "$tmp/good/train-images-idx3-ubyte" --index 9
 expect_error "predict: --top 0" "--top" -- "$bin" predict "$model" "$tmp/digit.png" --top 0
 
+# prune: sparsities in [0, 1), a model file, an --out that can be written; checked before any work.
+expect_error "prune: sparsity 1" "--sparsity: each must be in [0, 1) (the fraction of weights set to 0), got 1" -- \
+  "$bin" prune "$model" --sparsity 0.5,1 --dataset "$tmp/good" --out "$tmp/pruned"
+expect_error "prune: negative sparsity" "--sparsity: each must be in [0, 1)" -- \
+  "$bin" prune "$model" --sparsity=-0.5 --dataset "$tmp/good"
+expect_error "prune: empty sparsity list" "--sparsity: give at least one sparsity" -- \
+  "$bin" prune "$model" --sparsity "" --dataset "$tmp/good"
+expect_error "prune: sparsity not a number" "--sparsity: 'half' is not a number (in '0.5,half')" -- \
+  "$bin" prune "$model" --sparsity 0.5,half --dataset "$tmp/good"
+expect_error "prune: sparsity listed twice" "--sparsity: 0.5 is listed twice" -- \
+  "$bin" prune "$model" --sparsity 0.5,0.9,0.5 --dataset "$tmp/good"
+expect_error "prune: unknown scope" "--scope: blockwise not in" -- \
+  "$bin" prune "$model" --scope blockwise --dataset "$tmp/good"
+expect_error "prune: --lr without fine-tuning" "--lr applies to fine-tuning: give --finetune-epochs N" -- \
+  "$bin" prune "$model" --lr 0.01 --dataset "$tmp/good"
+expect_error "prune: model file that does not exist" "model 'nope.safetensors' is neither a preset" -- \
+  "$bin" prune nope.safetensors --dataset "$tmp/good"
+expect_error "prune: a preset has no weights" "'basic' has no trained weights" -- \
+  "$bin" prune basic --dataset "$tmp/good"
+expect_error "prune: --out that cannot be created" "--out $tmp/notes.txt/pruned: cannot create the directory" -- \
+  "$bin" prune "$model" --dataset "$tmp/good" --out "$tmp/notes.txt/pruned"
+expect_error "prune: --out is a file" "--out $tmp/notes.txt: not a directory" -- \
+  "$bin" prune "$model" --dataset "$tmp/good" --out "$tmp/notes.txt"
+expect_error "prune: missing data set" "dataset 'mnist' not found in $tmp/none/mnist" -- \
+  "$bin" prune "$model" --dataset mnist --data-dir "$tmp/none" --out "$tmp/pruned"
+[ ! -e "$tmp/pruned" ] || { echo "FAIL a failed prune created $tmp/pruned"; failures=$((failures + 1)); }
+"$bin" prune "$model" --sparsity 0.5 --dataset "$tmp/good" --finetune-epochs 1 --out "$tmp/pruned" --quiet >/dev/null ||
+  { echo "FAIL prune on a good model"; failures=$((failures + 1)); }
+[ -s "$tmp/pruned/model-s50.safetensors" ] ||
+  { echo "FAIL prune wrote no $tmp/pruned/model-s50.safetensors"; failures=$((failures + 1)); }
+
 echo "$passed passed, $failures failed"
 [ $failures -eq 0 ]
