@@ -8,7 +8,8 @@
 
 int main(int argc, char** argv) {
   CLI::App app{
-      "scratchnet: build, train, evaluate and inspect convolutional image classifiers.\n"
+      "scratchnet: build, train, evaluate, inspect and ship convolutional image classifiers\n"
+      "(predict, serve, export to ONNX, quantise to int8, prune).\n"
       "Run 'scratchnet COMMAND --help' for the flags of a command."};
   app.require_subcommand(1);
   app.set_version_flag("--version", "scratchnet 0.1.0");

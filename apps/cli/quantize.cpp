@@ -26,6 +26,7 @@ struct QuantizeFlags {
   int64_t calibration = 1000;
   uint64_t seed = 0;
   int64_t latency_images = 200;
+  int64_t repeats = 3;
   int64_t limit = 0;
   bool json = false;
 };
@@ -36,24 +37,42 @@ struct Measured {
   double images_per_s = 0, latency_ms = 0;
 };
 
-Measured measure(Sequential& model, const Dataset& test, const Preprocess& pre, int64_t latency) {
+double median(std::vector<double> v) {
+  std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
+  return v[v.size() / 2];
+}
+
+// Both models side by side, turn about, so a busy moment of the machine hits both alike:
+// `repeats` passes over the test set (the median rate) and `latency` single images (the
+// median time).
+std::pair<Measured, Measured> measure(Sequential& a, Sequential& b, const Dataset& test,
+                                      const Preprocess& pre, int64_t repeats, int64_t latency) {
   using clock = std::chrono::steady_clock;
-  Measured m;
-  evaluate(model, take_first(test, std::min<int64_t>(1000, test.size())), pre, 1000);  // warm
-  auto t0 = clock::now();
-  m.eval = evaluate(model, test, pre, 1000);
-  m.images_per_s = test.size() / std::chrono::duration<double>(clock::now() - t0).count();
-  std::vector<double> ms;
+  Sequential* models[2] = {&a, &b};
+  Measured m[2];
+  std::vector<double> rates[2], times[2];
+  const Dataset warm = take_first(test, std::min<int64_t>(1000, test.size()));
+  for (Sequential* model : models) evaluate(*model, warm, pre, 1000);
+  for (int64_t r = 0; r < repeats; ++r)
+    for (int k = 0; k < 2; ++k) {
+      const auto t0 = clock::now();
+      m[k].eval = evaluate(*models[k], test, pre, 1000);
+      rates[k].push_back(test.size() / std::chrono::duration<double>(clock::now() - t0).count());
+    }
   Tensor x;
   for (int64_t i = 0; i < std::min(latency, test.size()); ++i) {
     make_batch(x, test, &i, 1, pre);
-    auto s = clock::now();
-    model.forward(x, Mode::kEval);
-    ms.push_back(std::chrono::duration<double, std::milli>(clock::now() - s).count());
+    for (int k = 0; k < 2; ++k) {
+      const auto t0 = clock::now();
+      models[k]->forward(x, Mode::kEval);
+      times[k].push_back(std::chrono::duration<double, std::milli>(clock::now() - t0).count());
+    }
   }
-  std::nth_element(ms.begin(), ms.begin() + ms.size() / 2, ms.end());
-  m.latency_ms = ms.empty() ? 0 : ms[ms.size() / 2];
-  return m;
+  for (int k = 0; k < 2; ++k) {
+    m[k].images_per_s = median(rates[k]);
+    m[k].latency_ms = times[k].empty() ? 0 : median(times[k]);
+  }
+  return {m[0], m[1]};
 }
 
 std::string default_out(const std::string& model) {
@@ -89,8 +108,7 @@ void run_quantize(const QuantizeFlags& f) {
   Sequential q = quantize_int8(m.model, data.train, m.info.preprocess,
                                {.calibration_images = f.calibration, .seed = f.seed});
   if (!f.json) fmt::print("measuring on {} test images ...\n", test.size());
-  Measured before = measure(m.model, test, m.info.preprocess, f.latency_images);
-  Measured after = measure(q, test, m.info.preprocess, f.latency_images);
+  auto [before, after] = measure(m.model, q, test, m.info.preprocess, f.repeats, f.latency_images);
   int64_t same = 0;
   for (size_t i = 0; i < before.eval.predicted.size(); ++i)
     same += before.eval.predicted[i] == after.eval.predicted[i];
@@ -132,8 +150,9 @@ void run_quantize(const QuantizeFlags& f) {
   fmt::print("{:<22}{:>12}{:>12}   {:+.2f} points\n", "test accuracy",
              percent(before.eval.accuracy), percent(after.eval.accuracy), -drop);
   fmt::print("{:<22}{:>24}   of {} predictions the same\n", "agreement", same, test.size());
-  fmt::print("{:<22}{:>12.0f}{:>12.0f}   {:.2f}x (images/s, batch 1000)\n", "throughput",
-             before.images_per_s, after.images_per_s, after.images_per_s / before.images_per_s);
+  fmt::print("{:<22}{:>12.0f}{:>12.0f}   {:.2f}x (images/s, batch 1000, median of {})\n",
+             "throughput", before.images_per_s, after.images_per_s,
+             after.images_per_s / before.images_per_s, f.repeats);
   fmt::print("{:<22}{:>12.3f}{:>12.3f}   {:.2f}x (ms, median of {})\n", "one-image latency",
              before.latency_ms, after.latency_ms, before.latency_ms / after.latency_ms,
              std::min(f.latency_images, test.size()));
@@ -164,6 +183,9 @@ void add_quantize(CLI::App& app) {
   cmd->add_option("--seed", f.seed, "Which calibration images are drawn")->capture_default_str();
   cmd->add_option("--latency-images", f.latency_images,
                   "Single images timed for the latency median")
+      ->check(kPositive)
+      ->capture_default_str();
+  cmd->add_option("--repeats", f.repeats, "Timed passes over the test set (the median counts)")
       ->check(kPositive)
       ->capture_default_str();
   cmd->add_option("--limit", f.limit, "Measure on the first N test images only")->check(kPositive);

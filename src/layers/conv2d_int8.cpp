@@ -52,9 +52,7 @@ void Conv2dInt8::prepare() {
 }
 
 Conv2dInt8::Conv2dInt8(const Conv2dOptions& options)
-    : options_(options),
-      q_((Conv2d(options),  // validates the options
-          Shape{options.out_channels, options.in_channels, options.kernel, options.kernel})) {
+    : options_(options), q_(Conv2d(options).weight().value.shape()) {  // Conv2d checks options
   options_.bias = true;
 }
 

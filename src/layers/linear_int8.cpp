@@ -14,9 +14,7 @@ constexpr int64_t kRows = 48;  // rows per block split over threads: a multiple 
 }  // namespace
 
 LinearInt8::LinearInt8(const LinearOptions& options)
-    : options_(options),
-      q_((Linear(options),  // validates the options
-          Shape{options.out_features, options.in_features})) {
+    : options_(options), q_(Linear(options).weight().value.shape()) {  // Linear checks options
   options_.bias = true;
 }
 
