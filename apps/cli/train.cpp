@@ -34,7 +34,7 @@ struct TrainFlags {
   std::string init = "pytorch";
   std::vector<float> normalize;
   bool scale_only = false;
-  int64_t limit_train = 0, limit_test = 0;
+  int64_t limit_train = 0, limit_test = 0, per_class = 0;
   bool force = false, quiet = false;
 };
 
@@ -42,14 +42,13 @@ struct TrainFlags {
 struct RunSettings {
   std::string model, dataset, data_dir;
   int64_t limit_train = 0, limit_test = 0;
+  int64_t per_class = 0;  // 0: every training image
 };
 
 std::string run_settings_json(const RunSettings& r) {
-  return json{{"model", r.model},
-              {"dataset", r.dataset},
-              {"data_dir", r.data_dir},
-              {"limit_train", r.limit_train},
-              {"limit_test", r.limit_test}}
+  return json{{"model", r.model},           {"dataset", r.dataset},
+              {"data_dir", r.data_dir},     {"limit_train", r.limit_train},
+              {"limit_test", r.limit_test}, {"per_class", r.per_class}}
       .dump(2);
 }
 
@@ -58,8 +57,8 @@ RunSettings read_run_settings(const std::string& path) {
   SN_CHECK(file.good(), "{}: cannot open: the run directory is incomplete", path);
   try {
     json j = json::parse(file);
-    return {j.at("model"), j.at("dataset"), j.at("data_dir"), j.at("limit_train"),
-            j.at("limit_test")};
+    return {j.at("model"),       j.at("dataset"),    j.at("data_dir"),
+            j.at("limit_train"), j.at("limit_test"), j.value("per_class", int64_t{0})};
   } catch (const json::exception& e) {
     fail("{}: malformed run settings: {}", path, e.what());
   }
@@ -157,6 +156,7 @@ std::string describe_recipe(const Recipe& r) {
 
 DatasetSplits load_limited(const RunSettings& run) {
   DatasetSplits s = load_dataset(run.dataset, run.data_dir);
+  if (run.per_class > 0) s.train = take_per_class(s.train, run.per_class);
   if (run.limit_train > 0) s.train = take_first(s.train, std::min(run.limit_train, s.train.size()));
   if (run.limit_test > 0) s.test = take_first(s.test, std::min(run.limit_test, s.test.size()));
   return s;
@@ -176,7 +176,7 @@ void run_train(TrainFlags& f, const CLI::App& cmd) {
         "--model",    "--dataset",      "--optimizer",  "--lr",          "--momentum",
         "--nesterov", "--weight-decay", "--batch-size", "--seed",        "--label-smoothing",
         "--init",     "--normalize",    "--scale-only", "--limit-train", "--limit-test",
-        "--out",      "--force",        "--schedule"};
+        "--out",      "--force",        "--schedule",   "--per-class"};
     for (const auto& [flag, kinds] : schedule_flags()) fixed.push_back(flag);
     for (const std::string& flag : fixed)
       SN_CHECK(cmd.count(flag) == 0,
@@ -206,7 +206,7 @@ void run_train(TrainFlags& f, const CLI::App& cmd) {
     else if (!loaded.info.recipe.empty())
       recipe = recipe_from_json(loaded.info.recipe, f.model + " (recipe)");
     apply_recipe_flags(recipe, f, cmd);
-    run = {f.model, f.dataset, f.common.data_dir, f.limit_train, f.limit_test};
+    run = {f.model, f.dataset, f.common.data_dir, f.limit_train, f.limit_test, f.per_class};
     out_dir = f.out.empty() ? (fs::path("runs") / fs::path(f.model).stem()).string() : f.out;
     for (const char* name : {"checkpoint.safetensors", "model.safetensors"})
       SN_CHECK(f.force || !fs::exists(fs::path(out_dir) / name),
@@ -415,6 +415,10 @@ void add_train(CLI::App& app) {
   cmd->add_option("--limit-train", f.limit_train, "Use only the first N training images")
       ->check(kPositive);
   cmd->add_option("--limit-test", f.limit_test, "Use only the first N test images")
+      ->check(kPositive);
+  cmd->add_option("--per-class", f.per_class,
+                  "Few-shot: train on the first N training images of each class (the test set "
+                  "is kept whole)")
       ->check(kPositive);
   add_schedule_flags(*cmd, f.recipe.schedule);
   add_threads_flag(*cmd, f.common);

@@ -118,6 +118,29 @@ Dataset take_first(const Dataset& set, int64_t n) {
   return sub;
 }
 
+Dataset take_per_class(const Dataset& set, int64_t n) {
+  SN_CHECK(n >= 1, "cannot take {} items per class from {}", n, set.source);
+  const int64_t pixels = set.channels * set.height * set.width;
+  std::vector<int64_t> taken(std::max<int64_t>(set.num_classes(), 1), 0);
+  Dataset sub = set;
+  sub.labels.clear();
+  sub.images.clear();
+  for (int64_t i = 0; i < set.size(); ++i) {
+    const int32_t label = set.labels[i];
+    if (label >= static_cast<int64_t>(taken.size())) taken.resize(label + 1, 0);
+    if (taken[label] >= n) continue;
+    ++taken[label];
+    sub.labels.push_back(label);
+    sub.images.insert(sub.images.end(), set.image(i), set.image(i) + pixels);
+  }
+  for (size_t c = 0; c < taken.size(); ++c)
+    SN_CHECK(taken[c] >= n, "{}: class {} has {} image{}, fewer than the {} per class asked for",
+             set.source,
+             c < set.class_names.size() ? "'" + set.class_names[c] + "'" : std::to_string(c),
+             taken[c], taken[c] == 1 ? "" : "s", n);
+  return sub;
+}
+
 void make_batch(Tensor& out, const Dataset& set, const int64_t* indices, int64_t count,
                 const Preprocess& preprocess) {
   const int64_t pixels = set.channels * set.height * set.width;

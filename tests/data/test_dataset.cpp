@@ -114,5 +114,21 @@ TEST(Dataset, TakeFirst) {
   EXPECT_THAT(error_of([&] { take_first(d, 31); }), HasSubstr("cannot take 31 items"));
 }
 
+TEST(Dataset, TakePerClassKeepsTheFirstNOfEachClassInOrder) {
+  Dataset d;
+  d.source = "toy";
+  d.height = d.width = 1;
+  d.class_names = {"a", "b", "c"};
+  d.labels = {2, 0, 0, 1, 2, 0, 1, 2, 1};
+  d.images = {10, 11, 12, 13, 14, 15, 16, 17, 18};  // one pixel each: its position
+  Dataset sub = take_per_class(d, 2);
+  EXPECT_EQ(sub.labels, (std::vector<int32_t>{2, 0, 0, 1, 2, 1}));
+  EXPECT_EQ(sub.images, (std::vector<uint8_t>{10, 11, 12, 13, 14, 16}));
+  EXPECT_EQ(sub.class_names, d.class_names);
+  EXPECT_EQ(error_of([&] { take_per_class(d, 4); }),
+            "toy: class 'a' has 3 images, fewer than the 4 per class asked for");
+  EXPECT_EQ(error_of([&] { take_per_class(d, 0); }), "cannot take 0 items per class from toy");
+}
+
 }  // namespace
 }  // namespace scratchnet

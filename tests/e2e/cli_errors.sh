@@ -120,6 +120,8 @@ expect_error "model built for other images" "images of shape (1, 14, 14) do not 
   "$bin" eval "$model" --dataset "$tmp/small"
 expect_error "model file that does not exist" "model 'nope.safetensors' is neither a preset" -- \
   "$bin" eval nope.safetensors --dataset "$tmp/good"
+expect_error "more images per class than a class has" "fewer than the 50 per class asked for" -- \
+  "$bin" train --model basic --dataset "$tmp/good" --per-class 50 --out "$tmp/few"
 expect_error "existing run is not overwritten" "already holds a run" -- \
   "$bin" train --model basic --dataset "$tmp/good" --epochs 1 --out "$tmp/run"
 expect_error "resume with changed recipe" "--lr cannot be given with --resume" -- \

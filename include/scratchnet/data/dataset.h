@@ -56,6 +56,9 @@ std::vector<std::string> dataset_class_names(const std::string& name);
 
 // The first n items (n <= size), for quick runs and small tests.
 Dataset take_first(const Dataset& set, int64_t n);
+// Few-shot: the first n items of each class (n >= 1), in the set's order; an error names the
+// first class with fewer than n items.
+Dataset take_per_class(const Dataset& set, int64_t n);
 
 // How pixels become model inputs: x = p / 255, then (x - mean) / std when normalize is set.
 struct Preprocess {
