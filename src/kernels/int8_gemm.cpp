@@ -69,14 +69,16 @@ void int8_gemm(int32_t* c, int64_t ldc, const uint8_t* a, int64_t lda, int64_t m
            "int8_gemm: needs M >= 0, lda >= {} and ldc >= {}, got {}, {}, {}", w.kp, w.n, m, lda,
            ldc);
   if (m == 0 || w.n == 0) return;
-  if (use_vnni())
-    int8_detail::int8_gemm_vnni(c, ldc, a, lda, m, w);
-  else
-    int8_gemm_generic(c, ldc, a, lda, m, w);
+#if defined(__x86_64__) || defined(_M_X64)
+  if (use_vnni()) return int8_detail::int8_gemm_vnni(c, ldc, a, lda, m, w);
+#endif
+  int8_gemm_generic(c, ldc, a, lda, m, w);
 }
 
 void quantize_u8(uint8_t* q, const float* x, int64_t n, float inv_scale, float zero_point) {
+#if defined(__x86_64__) || defined(_M_X64)
   if (use_vnni()) return int8_detail::quantize_u8_avx512(q, x, n, inv_scale, zero_point);
+#endif
   for (int64_t i = 0; i < n; ++i) {
     const float v = std::fma(x[i], inv_scale, zero_point);
     q[i] = static_cast<uint8_t>(std::nearbyint(std::min(std::max(0.0f, v), 255.0f)));

@@ -3,6 +3,7 @@
 // Per step of 4 k: NV loads of packed w (16 columns x 4 k each), R broadcasts of 4 bytes of a
 // row, R * NV vpdpbusd. 6 x 4 tiles keep 24 accumulators, 4 w vectors and a broadcast in the
 // 32 registers.
+#if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 
 #include <algorithm>
@@ -103,3 +104,5 @@ void quantize_u8_avx512(uint8_t* q, const float* x, int64_t n, float inv_scale, 
 }
 
 }  // namespace scratchnet::int8_detail
+
+#endif
