@@ -78,12 +78,22 @@ ModelSource open_model(const std::string& name) {
     std::string inside = (std::filesystem::path(name) / "model.safetensors").string();
     SN_CHECK(std::filesystem::exists(inside), "{} is a directory without a model.safetensors",
              name);
-    src.loaded = load_model(inside);
+    src.file = inside;
   } else {
-    src.loaded = load_model(name);
+    src.file = name;
   }
+  src.loaded = load_model(src.file);
   src.has_weights = true;
   return src;
+}
+
+void check_output_file(const std::string& flag, const std::string& path) {
+  const std::filesystem::path out(path);
+  const std::filesystem::path dir = out.parent_path();
+  SN_CHECK(dir.empty() || std::filesystem::is_directory(dir),
+           "{} {}: directory '{}' does not exist", flag, path, dir.string());
+  SN_CHECK(!std::filesystem::is_directory(out), "{} {}: is a directory, expected a file name", flag,
+           path);
 }
 
 std::string percent(double fraction) { return fmt::format("{:.2f}%", 100.0 * fraction); }

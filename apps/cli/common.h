@@ -41,8 +41,12 @@ struct ModelSource {
   bool has_weights = false;
   bool is_preset = false;
   std::string name;  // as the user wrote it
+  std::string file;  // the model file read (DIR/model.safetensors for a run directory), or empty
 };
 ModelSource open_model(const std::string& name);
+// Checks that `path`, given with `flag`, names a file in an existing directory:
+// "--onnx out/m.onnx: directory 'out' does not exist" otherwise.
+void check_output_file(const std::string& flag, const std::string& path);
 
 // Progress of a training run: a redrawn bar on a terminal, plain lines otherwise.
 class Progress {

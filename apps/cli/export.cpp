@@ -2,8 +2,6 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include <filesystem>
-
 #include "common.h"
 #include "scratchnet/check.h"
 #include "scratchnet/io/onnx.h"
@@ -27,12 +25,7 @@ void run_export(const ExportFlags& f) {
   SN_CHECK(src.has_weights,
            "'{}' has no trained weights: export needs a model file (as 'scratchnet train' writes)",
            f.model);
-  const std::filesystem::path out(f.onnx);
-  const std::filesystem::path dir = out.parent_path();
-  SN_CHECK(dir.empty() || std::filesystem::is_directory(dir),
-           "--onnx {}: directory '{}' does not exist", f.onnx, dir.string());
-  SN_CHECK(!std::filesystem::is_directory(out), "--onnx {}: is a directory, expected a file name",
-           f.onnx);
+  check_output_file("--onnx", f.onnx);
   LoadedModel& m = src.loaded;
   OnnxExportSummary s = export_onnx(f.onnx, m.model, m.info);
   fmt::print("wrote {}: ONNX opset {}, {} nodes, {} parameters, {} bytes\n", f.onnx, kOnnxOpset,

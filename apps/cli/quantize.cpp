@@ -75,10 +75,9 @@ std::pair<Measured, Measured> measure(Sequential& a, Sequential& b, const Datase
   return {m[0], m[1]};
 }
 
-std::string default_out(const std::string& model) {
-  namespace fs = std::filesystem;
-  fs::path p(model);
-  if (fs::is_directory(p)) return (p / "model-int8.safetensors").string();
+// MODEL-int8.safetensors beside the model file.
+std::string default_out(const std::string& model_file) {
+  const std::filesystem::path p(model_file);
   return (p.parent_path() / (p.stem().string() + "-int8.safetensors")).string();
 }
 
@@ -92,12 +91,8 @@ void run_quantize(const QuantizeFlags& f) {
              "{} is already an int8 model (layer {} is {})", f.model, i, m.model.layer(i).kind());
   const std::string dataset = f.dataset.empty() ? m.info.dataset : f.dataset;
   SN_CHECK(!dataset.empty(), "{} does not record its data set: give --dataset", f.model);
-  const std::string out = f.out.empty() ? default_out(f.model) : f.out;
-  {
-    const auto dir = std::filesystem::absolute(out).parent_path();
-    SN_CHECK(std::filesystem::is_directory(dir), "--out {}: the directory {} does not exist", out,
-             dir.string());
-  }
+  const std::string out = f.out.empty() ? default_out(src.file) : f.out;
+  check_output_file("--out", out);
   DatasetSplits data = load_dataset(dataset, f.common.data_dir);
   Dataset test = f.limit > 0 ? take_first(data.test, std::min(f.limit, data.test.size()))
                              : std::move(data.test);
@@ -125,9 +120,6 @@ void run_quantize(const QuantizeFlags& f) {
   const auto bytes = [](const std::string& path) {
     return static_cast<double>(std::filesystem::file_size(path));
   };
-  const std::string in_file = std::filesystem::is_directory(f.model)
-                                  ? (std::filesystem::path(f.model) / "model.safetensors").string()
-                                  : f.model;
   if (f.json) {
     fmt::print("{}\n", nlohmann::json{{"model", f.model},
                                       {"out", out},
@@ -141,7 +133,7 @@ void run_quantize(const QuantizeFlags& f) {
                                       {"int8_images_per_s", after.images_per_s},
                                       {"float_latency_ms", before.latency_ms},
                                       {"int8_latency_ms", after.latency_ms},
-                                      {"float_bytes", bytes(in_file)},
+                                      {"float_bytes", bytes(src.file)},
                                       {"int8_bytes", bytes(out)}}
                            .dump());
     return;
@@ -156,7 +148,7 @@ void run_quantize(const QuantizeFlags& f) {
   fmt::print("{:<22}{:>12.3f}{:>12.3f}   {:.2f}x (ms, median of {})\n", "one-image latency",
              before.latency_ms, after.latency_ms, before.latency_ms / after.latency_ms,
              std::min(f.latency_images, test.size()));
-  fmt::print("{:<22}{:>12.2f}{:>12.2f}   MB\n", "file size", bytes(in_file) / 1e6,
+  fmt::print("{:<22}{:>12.2f}{:>12.2f}   MB\n", "file size", bytes(src.file) / 1e6,
              bytes(out) / 1e6);
   fmt::print("\nint8 kernels: {}, {} threads. Wrote {}\n", int8_gemm_isa(), num_threads(), out);
 }

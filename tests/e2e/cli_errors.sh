@@ -153,7 +153,7 @@ expect_error "quantize: model file that does not exist" "model 'nope.safetensors
   "$bin" quantize nope.safetensors --dataset "$tmp/good"
 expect_error "quantize: a preset has no weights" "'basic' has no trained weights" -- \
   "$bin" quantize basic --dataset "$tmp/good"
-expect_error "quantize: output directory missing" "--out $tmp/none/q.safetensors: the directory $tmp/none does not exist" -- \
+expect_error "quantize: output directory missing" "--out $tmp/none/q.safetensors: directory '$tmp/none' does not exist" -- \
   "$bin" quantize "$model" --dataset "$tmp/good" -o "$tmp/none/q.safetensors"
 expect_error "quantize: zero calibration images" "--calibration: must be positive, got 0" -- \
   "$bin" quantize "$model" --dataset "$tmp/good" --calibration 0
