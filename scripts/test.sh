@@ -20,7 +20,7 @@ for arg in "$@"; do
     --sanitize) dir=build-asan
                 flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1"
                        -DSCRATCHNET_SANITIZE=ON -DSCRATCHNET_BUILD_BENCH=OFF)
-                skip=(-E 'e2e_train_mnist|e2e_predict_mnist|e2e_serve_page|e2e_report_render') ;;
+                skip=(-E 'e2e_train_mnist|e2e_predict_mnist|e2e_finetune_folder|e2e_serve_page|e2e_report_render') ;;
     *) echo "test.sh: unknown option '$arg' (expected --sanitize)" >&2; exit 2 ;;
   esac
 done

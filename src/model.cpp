@@ -14,6 +14,15 @@ Sequential& Sequential::add(std::unique_ptr<Layer> layer) {
   return *this;
 }
 
+void Sequential::replace(size_t i, std::unique_ptr<Layer> layer) {
+  SN_CHECK(i < layers_.size(), "Sequential::replace: no layer {} in a model of {}", i,
+           layers_.size());
+  SN_CHECK(layer != nullptr, "Sequential::replace: layer is null");
+  layers_[i] = std::move(layer);
+  out_shapes_.clear();  // needs building again
+  batch_ = grad_batch_ = -1;
+}
+
 Shape Sequential::batched(int64_t n, const Shape& sample) {
   Shape s{n};
   s.insert(s.end(), sample.begin(), sample.end());
@@ -95,19 +104,21 @@ const Tensor& Sequential::forward(const Tensor& x, Mode mode) {
   return acts_.back();
 }
 
-const Tensor& Sequential::backward(const Tensor& d_out) {
+const Tensor& Sequential::backward(const Tensor& d_out, size_t down_to) {
   SN_CHECK(input_ != nullptr,
            "backward called before forward (or after a forward in eval mode, which keeps no "
            "activations)");
   check_shape(d_out, acts_.back().shape(), "model backward: gradient of the output");
   plan_gradients();
   const Tensor* d = &d_out;
-  for (size_t i = layers_.size(); i-- > 0;) {
+  SN_CHECK(down_to < layers_.size(), "model backward: no layer {} to stop at in a model of {}",
+           down_to, layers_.size());
+  for (size_t i = layers_.size(); i-- > down_to;) {
     const Tensor& in = i == 0 ? *input_ : acts_[i - 1];
     layers_[i]->backward(d_acts_[i], *d, in, acts_[i]);
     d = &d_acts_[i];
   }
-  return d_acts_[0];
+  return d_acts_[down_to];
 }
 
 std::vector<NamedParameter> Sequential::params() {

@@ -12,6 +12,7 @@ namespace scratchnet::cli {
 
 // Registers each subcommand on `app`; the callbacks run it.
 void add_train(CLI::App& app);
+void add_finetune(CLI::App& app);  // finetune.cpp
 void add_eval(CLI::App& app);
 void add_info(CLI::App& app);
 void add_predict(CLI::App& app);   // predict.cpp

@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", "scratchnet 0.1.0");
   scratchnet::cli::add_train(app);
+  scratchnet::cli::add_finetune(app);
   scratchnet::cli::add_eval(app);
   scratchnet::cli::add_info(app);
   scratchnet::cli::add_predict(app);

@@ -1,28 +1,17 @@
 // scratchnet train — train a preset, a spec file or a model file on a data set, or resume.
-#include <fmt/format.h>
 
-#include <cmath>
 #include <filesystem>
-#include <fstream>
-#include <map>
-#include <nlohmann/json.hpp>
 
 #include "common.h"
 #include "scratchnet/check.h"
-#include "scratchnet/io/atomic_file.h"
-#include "scratchnet/model_spec.h"
-#include "scratchnet/parallel.h"
 #include "scratchnet/presets.h"
-#include "scratchnet/train/report.h"
+#include "training.h"
 
 namespace scratchnet::cli {
 
 namespace fs = std::filesystem;
-using json = nlohmann::json;
 
 namespace {
-
-constexpr int64_t kReportMistakes = 24;  // test images the report shows
 
 struct TrainFlags {
   CommonFlags common;
@@ -30,137 +19,10 @@ struct TrainFlags {
   std::string dataset = "mnist";
   std::string out;
   std::string resume;
-  Recipe recipe;  // only the fields given on the command line are used
-  std::string init = "pytorch";
-  std::vector<float> normalize;
-  bool scale_only = false;
+  RecipeFlags recipe;
   int64_t limit_train = 0, limit_test = 0, per_class = 0;
   bool force = false, quiet = false;
 };
-
-// What a run directory remembers besides the checkpoint: where its data came from.
-struct RunSettings {
-  std::string model, dataset, data_dir;
-  int64_t limit_train = 0, limit_test = 0;
-  int64_t per_class = 0;  // 0: every training image
-};
-
-std::string run_settings_json(const RunSettings& r) {
-  return json{{"model", r.model},           {"dataset", r.dataset},
-              {"data_dir", r.data_dir},     {"limit_train", r.limit_train},
-              {"limit_test", r.limit_test}, {"per_class", r.per_class}}
-      .dump(2);
-}
-
-RunSettings read_run_settings(const std::string& path) {
-  std::ifstream file(path);
-  SN_CHECK(file.good(), "{}: cannot open: the run directory is incomplete", path);
-  try {
-    json j = json::parse(file);
-    return {j.at("model"),       j.at("dataset"),    j.at("data_dir"),
-            j.at("limit_train"), j.at("limit_test"), j.value("per_class", int64_t{0})};
-  } catch (const json::exception& e) {
-    fail("{}: malformed run settings: {}", path, e.what());
-  }
-}
-
-// The schedule flags and the kinds of --schedule each applies to.
-const std::map<std::string, std::vector<std::string>>& schedule_flags() {
-  static const std::map<std::string, std::vector<std::string>> flags = {
-      {"--schedule-unit", {"step", "multistep", "exponential", "cosine"}},
-      {"--step-size", {"step"}},
-      {"--milestones", {"multistep"}},
-      {"--gamma", {"step", "multistep", "exponential"}},
-      {"--warmup", {"cosine"}},
-      {"--warmup-start-factor", {"cosine"}},
-      {"--min-lr", {"cosine", "plateau"}},
-      {"--max-lr", {"onecycle"}},
-      {"--pct-start", {"onecycle"}},
-      {"--anneal", {"onecycle"}},
-      {"--div-factor", {"onecycle"}},
-      {"--final-div-factor", {"onecycle"}},
-      {"--three-phase", {"onecycle"}},
-      {"--monitor", {"plateau"}},
-      {"--mode", {"plateau"}},
-      {"--factor", {"plateau"}},
-      {"--patience", {"plateau"}},
-      {"--threshold", {"plateau"}},
-      {"--threshold-mode", {"plateau"}},
-      {"--cooldown", {"plateau"}},
-      {"--plateau-eps", {"plateau"}}};
-  return flags;
-}
-
-// --schedule and its flags replace the recipe's schedule; without --schedule it is kept.
-void apply_schedule_flags(Recipe& r, const TrainFlags& f, const CLI::App& cmd) {
-  auto given = [&](const std::string& name) { return cmd.count(name) > 0; };
-  const ScheduleOptions& flags = f.recipe.schedule;
-  const std::string& kind = flags.kind;
-  for (const auto& [flag, kinds] : schedule_flags()) {
-    if (!given(flag)) continue;
-    std::string list = fmt::format("{}", fmt::join(kinds, ", "));
-    SN_CHECK(given("--schedule"), "{} needs --schedule ({})", flag, list);
-    SN_CHECK(std::find(kinds.begin(), kinds.end(), kind) != kinds.end(),
-             "{} does not apply to --schedule {} (only to {})", flag, kind, list);
-  }
-  if (!given("--schedule")) return;
-  SN_CHECK(kind != "step" || given("--step-size"), "--schedule step needs --step-size N");
-  SN_CHECK(kind != "multistep" || given("--milestones"),
-           "--schedule multistep needs --milestones A,B,...");
-  SN_CHECK(kind != "exponential" || given("--gamma"), "--schedule exponential needs --gamma G");
-  for (size_t i = 0; i < flags.milestones.size(); ++i) {
-    SN_CHECK(flags.milestones[i] >= 1, "--milestones: each must be at least 1, got {}",
-             fmt::join(flags.milestones, ","));
-    SN_CHECK(i == 0 || flags.milestones[i] > flags.milestones[i - 1],
-             "--milestones must be strictly increasing, got {}", fmt::join(flags.milestones, ","));
-  }
-  r.schedule = flags;
-  if (kind == "onecycle" && !given("--max-lr")) r.schedule.max_lr = Optimizer::widen(r.lr);
-}
-
-// Fields of the recipe that the command line sets (the rest come from the preset or file).
-void apply_recipe_flags(Recipe& r, const TrainFlags& f, const CLI::App& cmd) {
-  auto given = [&](const char* name) { return cmd.count(name) > 0; };
-  if (given("--optimizer")) {
-    r.optimizer = f.recipe.optimizer;
-    if (!given("--momentum")) r.momentum = 0;
-    if (!given("--weight-decay")) r.weight_decay = r.optimizer == "adamw" ? 0.01f : 0.0f;
-  }
-  if (given("--lr")) r.lr = f.recipe.lr;
-  if (given("--momentum")) r.momentum = f.recipe.momentum;
-  if (given("--nesterov")) r.nesterov = true;
-  if (given("--weight-decay")) r.weight_decay = f.recipe.weight_decay;
-  if (given("--batch-size")) r.batch_size = f.recipe.batch_size;
-  if (given("--epochs")) r.epochs = f.recipe.epochs;
-  if (given("--seed")) r.seed = f.recipe.seed;
-  if (given("--label-smoothing")) r.label_smoothing = f.recipe.label_smoothing;
-  if (given("--init")) r.init = f.init == "glorot" ? Init::kGlorot : Init::kPyTorch;
-  if (given("--normalize")) r.preprocess = {true, f.normalize[0], f.normalize[1]};
-  if (given("--scale-only")) r.preprocess = {};
-  apply_schedule_flags(r, f, cmd);
-  check_recipe(r);
-}
-
-std::string describe_recipe(const Recipe& r) {
-  std::string s = fmt::format("{} lr {}", r.optimizer, r.lr);
-  if (r.momentum > 0) s += fmt::format(" momentum {}{}", r.momentum, r.nesterov ? " nesterov" : "");
-  if (r.weight_decay > 0) s += fmt::format(" weight decay {}", r.weight_decay);
-  if (r.label_smoothing > 0) s += fmt::format(" label smoothing {}", r.label_smoothing);
-  s += r.schedule.kind == "none" ? ", " : "; " + describe_schedule(r.schedule) + "; ";
-  s += fmt::format("batch {}, {} epochs, seed {}", r.batch_size, r.epochs, r.seed);
-  s += r.preprocess.normalize
-           ? fmt::format(", pixels /255 then (x - {}) / {}", r.preprocess.mean, r.preprocess.std)
-           : ", pixels /255";
-  return s;
-}
-
-DatasetSplits load_limited(const RunSettings& run) {
-  DatasetSplits s = load_dataset(run.dataset, run.data_dir);
-  if (run.per_class > 0) s.train = take_per_class(s.train, run.per_class);
-  if (run.limit_train > 0) s.train = take_first(s.train, std::min(run.limit_train, s.train.size()));
-  if (run.limit_test > 0) s.test = take_first(s.test, std::min(run.limit_test, s.test.size()));
-  return s;
-}
 
 void run_train(TrainFlags& f, const CLI::App& cmd) {
   apply_threads(f.common);
@@ -172,12 +34,10 @@ void run_train(TrainFlags& f, const CLI::App& cmd) {
   bool has_weights = false;
 
   if (resuming) {
-    std::vector<std::string> fixed = {
-        "--model",    "--dataset",      "--optimizer",  "--lr",          "--momentum",
-        "--nesterov", "--weight-decay", "--batch-size", "--seed",        "--label-smoothing",
-        "--init",     "--normalize",    "--scale-only", "--limit-train", "--limit-test",
-        "--out",      "--force",        "--schedule",   "--per-class"};
-    for (const auto& [flag, kinds] : schedule_flags()) fixed.push_back(flag);
+    std::vector<std::string> fixed = recipe_flag_names();
+    for (const char* flag : {"--model", "--dataset", "--limit-train", "--limit-test", "--out",
+                             "--force", "--per-class"})
+      fixed.push_back(flag);
     for (const std::string& flag : fixed)
       SN_CHECK(cmd.count(flag) == 0,
                "{} cannot be given with --resume: a resumed run keeps its settings (only "
@@ -191,12 +51,12 @@ void run_train(TrainFlags& f, const CLI::App& cmd) {
     loaded = load_model(ckpt);
     recipe = recipe_from_json(loaded.info.recipe, ckpt + " (recipe)");
     const std::string& kind = recipe.schedule.kind;
-    SN_CHECK(!cmd.count("--epochs") || f.recipe.epochs == recipe.epochs ||
+    SN_CHECK(!cmd.count("--epochs") || f.recipe.recipe.epochs == recipe.epochs ||
                  (kind != "cosine" && kind != "onecycle"),
              "--epochs cannot change when resuming a run with a {} schedule: its length was set "
              "to {} epoch{}",
              kind, recipe.epochs, recipe.epochs == 1 ? "" : "s");
-    if (cmd.count("--epochs")) recipe.epochs = f.recipe.epochs;
+    if (cmd.count("--epochs")) recipe.epochs = f.recipe.recipe.epochs;
   } else {
     ModelSource src = open_model(f.model);
     loaded = std::move(src.loaded);
@@ -205,7 +65,7 @@ void run_train(TrainFlags& f, const CLI::App& cmd) {
       recipe = preset_recipe(f.model);
     else if (!loaded.info.recipe.empty())
       recipe = recipe_from_json(loaded.info.recipe, f.model + " (recipe)");
-    apply_recipe_flags(recipe, f, cmd);
+    apply_recipe_flags(recipe, f.recipe, cmd);
     run = {f.model, f.dataset, f.common.data_dir, f.limit_train, f.limit_test, f.per_class};
     out_dir = f.out.empty() ? (fs::path("runs") / fs::path(f.model).stem()).string() : f.out;
     for (const char* name : {"checkpoint.safetensors", "model.safetensors"})
@@ -230,145 +90,15 @@ void run_train(TrainFlags& f, const CLI::App& cmd) {
              "the run in {} has finished its {} epochs: give --epochs N with N > {} to train on",
              out_dir, recipe.epochs, recipe.epochs);
   }
-  fs::create_directories(out_dir);
-  if (!resuming)
-    write_text_atomic((fs::path(out_dir) / "run.json").string(), run_settings_json(run) + "\n");
-
-  fmt::print(
-      "{} {} ({} parameters, {:.1f} MFLOP per image) on {}: {} training and {} test images\n",
-      resuming ? "resuming" : "training", run.model, model.num_params(),
-      model.flops_per_sample() / 1e6, run.dataset, data.train.size(), data.test.size());
-  fmt::print("recipe: {}; {} threads; output {}\n", describe_recipe(recipe), num_threads(),
-             out_dir);
-  if (resuming) fmt::print("continuing after epoch {}\n", trainer.epochs_done());
-
   ModelInfo info{.preprocess = recipe.preprocess,
                  .class_names = data.train.class_names,
                  .recipe = recipe_to_json(recipe),
-                 .origin = has_weights ? f.model : std::string(),
+                 .origin = resuming      ? loaded.info.origin
+                           : has_weights ? f.model
+                                         : std::string(),
                  .dataset = run.dataset};
   if (static_cast<int64_t>(info.class_names.size()) != classes) info.class_names.clear();
-  const std::string report_path = (fs::path(out_dir) / "report.html").string();
-  Report report{.title = fmt::format("{} on {}", run.model, run.dataset),
-                .model = fmt::format("{}: {} parameters, {:.1f} MFLOP per image", run.model,
-                                     model.num_params(), model.flops_per_sample() / 1e6),
-                .dataset = fmt::format("{}: {} training and {} test images", run.dataset,
-                                       data.train.size(), data.test.size()),
-                .recipe = describe_recipe(recipe),
-                .layers = model.summary(),
-                .threads = num_threads(),
-                .classes = classes,
-                .class_names = info.class_names};
-  Progress progress(f.quiet);
-  trainer.fit({.on_step = [&](const StepInfo& s) { progress.step(s); },
-               .on_epoch =
-                   [&](const EpochMetrics& m) {
-                     progress.epoch(m);
-                     std::string lines;
-                     for (const auto& h : trainer.history()) lines += h.to_json() + "\n";
-                     write_text_atomic((fs::path(out_dir) / "metrics.jsonl").string(), lines);
-                     info.metrics = m.to_json();
-                     trainer.save_checkpoint(
-                         (fs::path(out_dir) / "checkpoint.safetensors").string(), info);
-                     save_model((fs::path(out_dir) / "model.safetensors").string(), model, info);
-                     // The whole history (a resumed run's too: the checkpoint restores it) and
-                     // the test evaluation of the epoch just finished.
-                     report.epochs = trainer.history();
-                     report.confusion = trainer.last_test().confusion;
-                     report.mistakes =
-                         most_confident_mistakes(trainer.last_test(), data.test, kReportMistakes);
-                     report.filters = first_conv_filters(model);
-                     write_report(report_path, report);
-                   }});
-  const EpochMetrics& last = trainer.history().back();
-  double total = 0;
-  for (const auto& h : trainer.history()) total += h.seconds;
-  fmt::print("test accuracy {} ({}/{}) after {} epoch{}, {} per epoch\n",
-             percent(last.test_accuracy), std::llround(last.test_accuracy * data.test.size()),
-             data.test.size(), last.epoch, last.epoch == 1 ? "" : "s",
-             duration(total / trainer.history().size()));
-  fmt::print("model saved to {}\n", (fs::path(out_dir) / "model.safetensors").string());
-  fmt::print("report written to {}\n", report_path);
-}
-
-void add_schedule_flags(CLI::App& cmd, ScheduleOptions& s) {
-  const char* group = "Learning-rate schedule (as torch.optim.lr_scheduler)";
-  auto option = [&](const char* name, auto& field, const char* help) {
-    return cmd.add_option(name, field, help)->group(group);
-  };
-  option("--schedule", s.kind,
-         "none (default), step (StepLR), multistep (MultiStepLR), exponential (ExponentialLR), "
-         "cosine (linear warm-up + CosineAnnealingLR), onecycle (OneCycleLR, per batch) or "
-         "plateau (ReduceLROnPlateau on the test loss, per epoch). Replaces the recipe's "
-         "schedule; the flags below set its options")
-      ->check(CLI::IsMember(
-          {"none", "step", "multistep", "exponential", "cosine", "onecycle", "plateau"}));
-  option("--schedule-unit", s.unit,
-         "What the counts of step, multistep, exponential and cosine are: epoch (the default) "
-         "or step (batches)")
-      ->check(CLI::IsMember({"epoch", "step"}));
-  option("--step-size", s.step_size, "step: multiply the lr by --gamma every N epochs (required)")
-      ->check(kPositive);
-  option("--milestones", s.milestones,
-         "multistep: increasing epochs at which the lr is multiplied by --gamma, e.g. 3,6")
-      ->delimiter(',')
-      ->type_name("A,B,...");
-  option("--gamma", s.gamma, "step, multistep, exponential: the lr's factor per decay")
-      ->capture_default_str()
-      ->check(kPositive);
-  option("--warmup", s.warmup,
-         "cosine: epochs (or steps) of linear warm-up before the cosine decay")
-      ->capture_default_str()
-      ->check(kNonNegative);
-  option("--warmup-start-factor", s.warmup_start_factor,
-         "cosine: the warm-up starts at this times the lr, in (0, 1]")
-      ->capture_default_str();
-  option("--min-lr", s.min_lr, "cosine: the lr the decay ends at; plateau: the lowest lr")
-      ->capture_default_str()
-      ->check(kNonNegative);
-  option("--max-lr", s.max_lr, "onecycle: the peak lr (default: --lr or the recipe's)")
-      ->check(kPositive);
-  option("--pct-start", s.pct_start, "onecycle: share of the steps spent rising, in (0, 1)")
-      ->capture_default_str();
-  option("--anneal", s.anneal_strategy, "onecycle: cos or linear")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"cos", "linear"}));
-  option("--div-factor", s.div_factor, "onecycle: the start lr is max-lr / this")
-      ->capture_default_str()
-      ->check(kPositive);
-  option("--final-div-factor", s.final_div_factor, "onecycle: the end lr is the start lr / this")
-      ->capture_default_str()
-      ->check(kPositive);
-  cmd.add_flag("--three-phase", s.three_phase,
-               "onecycle: come back down to the start lr, then anneal below it (the paper's "
-               "three phases)")
-      ->group(group);
-  option("--monitor", s.monitor,
-         "plateau: the metric watched: test_loss, test_accuracy, train_loss or train_accuracy")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"test_loss", "test_accuracy", "train_loss", "train_accuracy"}));
-  option("--mode", s.mode, "plateau: min (a loss) or max (an accuracy)")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"min", "max"}));
-  option("--factor", s.factor, "plateau: the lr's factor when it is cut, in (0, 1)")
-      ->capture_default_str();
-  option("--patience", s.patience,
-         "plateau: epochs without improvement tolerated before the lr is cut")
-      ->capture_default_str()
-      ->check(kNonNegative);
-  option("--threshold", s.threshold, "plateau: the smallest change that counts as improvement")
-      ->capture_default_str()
-      ->check(kNonNegative);
-  option("--threshold-mode", s.threshold_mode,
-         "plateau: rel (a fraction of the best) or abs (an amount)")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"rel", "abs"}));
-  option("--cooldown", s.cooldown, "plateau: epochs ignored after each cut")
-      ->capture_default_str()
-      ->check(kNonNegative);
-  option("--plateau-eps", s.eps, "plateau: a cut smaller than this is skipped")
-      ->capture_default_str()
-      ->check(kNonNegative);
+  run_training(trainer, model, data, run, std::move(info), out_dir, resuming, f.quiet);
 }
 
 }  // namespace
@@ -392,26 +122,7 @@ void add_train(CLI::App& app) {
   cmd->add_option("--out", f.out, "Run directory (default: runs/<model>)");
   cmd->add_option("--resume", f.resume, "Continue the run in this directory from its checkpoint");
   cmd->add_flag("--force", f.force, "Replace a run already in the output directory");
-  cmd->add_option("--epochs", f.recipe.epochs, "Epochs (default: the recipe's)")->check(kPositive);
-  cmd->add_option("--batch-size", f.recipe.batch_size, "Images per step")->check(kPositive);
-  cmd->add_option("--optimizer", f.recipe.optimizer, "sgd, adam or adamw")
-      ->check(CLI::IsMember({"sgd", "adam", "adamw"}));
-  cmd->add_option("--lr", f.recipe.lr, "Learning rate")->check(kPositive);
-  cmd->add_option("--momentum", f.recipe.momentum, "SGD momentum")
-      ->check(CLI::Range(0.0, 0.999999));
-  cmd->add_flag("--nesterov", f.recipe.nesterov, "Nesterov momentum (SGD)");
-  cmd->add_option("--weight-decay", f.recipe.weight_decay, "L2 penalty (decoupled for adamw)")
-      ->check(kNonNegative);
-  cmd->add_option("--label-smoothing", f.recipe.label_smoothing, "In [0, 1)")
-      ->check(CLI::Range(0.0, 0.999999));
-  cmd->add_option("--seed", f.recipe.seed, "Seed for weights, shuffling and dropout");
-  cmd->add_option("--init", f.init, "Weight initialisation: pytorch or glorot (Keras)")
-      ->check(CLI::IsMember({"pytorch", "glorot"}));
-  cmd->add_option("--normalize", f.normalize, "Normalise pixels as (x/255 - MEAN) / STD")
-      ->expected(2)
-      ->type_name("MEAN STD");
-  cmd->add_flag("--scale-only", f.scale_only, "Only scale pixels to [0, 1]")
-      ->excludes("--normalize");
+  add_recipe_flags(*cmd, f.recipe, true);
   cmd->add_option("--limit-train", f.limit_train, "Use only the first N training images")
       ->check(kPositive);
   cmd->add_option("--limit-test", f.limit_test, "Use only the first N test images")
@@ -420,15 +131,9 @@ void add_train(CLI::App& app) {
                   "Few-shot: train on the first N training images of each class (the test set "
                   "is kept whole)")
       ->check(kPositive);
-  add_schedule_flags(*cmd, f.recipe.schedule);
   add_threads_flag(*cmd, f.common);
   cmd->add_flag("--quiet", f.quiet, "No progress bar");
-  cmd->callback([flags, cmd] {
-    if (flags->normalize.size() == 2)
-      SN_CHECK(flags->normalize[1] > 0, "--normalize: STD must be positive, got {}",
-               flags->normalize[1]);
-    run_train(*flags, *cmd);
-  });
+  cmd->callback([flags, cmd] { run_train(*flags, *cmd); });
 }
 
 }  // namespace scratchnet::cli

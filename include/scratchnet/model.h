@@ -37,6 +37,8 @@ class Sequential {
     return add(std::make_unique<L>(std::move(layer)));
   }
 
+  // Puts `layer` in place of layer i; the model must be built again.
+  void replace(size_t i, std::unique_ptr<Layer> layer);
   size_t size() const { return layers_.size(); }
   Layer& layer(size_t i) { return *layers_.at(i); }
   const Layer& layer(size_t i) const { return *layers_.at(i); }
@@ -54,8 +56,10 @@ class Sequential {
   // calls; the result is valid until the next forward.
   const Tensor& forward(const Tensor& x, Mode mode);
   // d_out like forward's result -> gradient for x, after a forward in training mode.
-  // Adds into parameter grads.
-  const Tensor& backward(const Tensor& d_out);
+  // Adds into parameter grads. With down_to > 0 the layers below layer down_to are skipped
+  // (when they are frozen, their gradients are not needed) and the result is the gradient
+  // for layer down_to's input.
+  const Tensor& backward(const Tensor& d_out, size_t down_to = 0);
 
   std::vector<NamedParameter> params();
   std::vector<NamedBuffer> buffers();

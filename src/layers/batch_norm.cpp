@@ -308,6 +308,7 @@ void BatchNorm::forward(Tensor& out, const Tensor& in, Mode mode) {
   check_shape(out, output_shape(shape), (kind() + ": output").c_str());
   const int64_t n = shape[0], c = shape[1], spatial = spatial_size(shape);
   const double eps = options_.eps;
+  if (statistics_frozen_) mode = Mode::kEval;
   if (mode == Mode::kTrain) {
     SN_CHECK(n * spatial > 1,
              "{}: expected more than 1 value per channel when training, got input of shape {}",

@@ -83,6 +83,7 @@ void check_recipe(const Recipe& r) {
   SN_CHECK(!r.preprocess.normalize || r.preprocess.std > 0,
            "normalisation std must be positive, got {}", r.preprocess.std);
   check_schedule(r.schedule);
+  check_finetune(r.finetune);
 }
 
 std::string preprocess_to_json(const Preprocess& p) {
@@ -110,26 +111,27 @@ Preprocess preprocess_from_json(const std::string& text, const std::string& sour
 }
 
 std::string recipe_to_json(const Recipe& r) {
-  return json{{"optimizer", r.optimizer},
-              {"lr", decimal(r.lr)},
-              {"momentum", decimal(r.momentum)},
-              {"nesterov", r.nesterov},
-              {"weight_decay", decimal(r.weight_decay)},
-              {"batch_size", r.batch_size},
-              {"epochs", r.epochs},
-              {"seed", r.seed},
-              {"init", r.init == Init::kPyTorch ? "pytorch" : "glorot"},
-              {"label_smoothing", decimal(r.label_smoothing)},
-              {"preprocess", json::parse(preprocess_to_json(r.preprocess))},
-              {"schedule", json::parse(schedule_to_json(r.schedule))}}
-      .dump();
+  json j{{"optimizer", r.optimizer},
+         {"lr", decimal(r.lr)},
+         {"momentum", decimal(r.momentum)},
+         {"nesterov", r.nesterov},
+         {"weight_decay", decimal(r.weight_decay)},
+         {"batch_size", r.batch_size},
+         {"epochs", r.epochs},
+         {"seed", r.seed},
+         {"init", r.init == Init::kPyTorch ? "pytorch" : "glorot"},
+         {"label_smoothing", decimal(r.label_smoothing)},
+         {"preprocess", json::parse(preprocess_to_json(r.preprocess))},
+         {"schedule", json::parse(schedule_to_json(r.schedule))}};
+  if (r.finetune.active()) j["finetune"] = json::parse(finetune_to_json(r.finetune));
+  return j.dump();
 }
 
 Recipe recipe_from_json(const std::string& text, const std::string& source) {
   json j = parse_object(text, source, "recipe");
   check_keys(j,
              {"optimizer", "lr", "momentum", "nesterov", "weight_decay", "batch_size", "epochs",
-              "seed", "init", "label_smoothing", "preprocess", "schedule"},
+              "seed", "init", "label_smoothing", "preprocess", "schedule", "finetune"},
              source);
   Recipe r;
   read(j, "optimizer", r.optimizer, source);
@@ -148,6 +150,7 @@ Recipe recipe_from_json(const std::string& text, const std::string& source) {
   r.init = init == "pytorch" ? Init::kPyTorch : Init::kGlorot;
   if (j.contains("preprocess")) r.preprocess = preprocess_from_json(j["preprocess"].dump(), source);
   if (j.contains("schedule")) r.schedule = schedule_from_json(j["schedule"].dump(), source);
+  if (j.contains("finetune")) r.finetune = finetune_from_json(j["finetune"].dump(), source);
   try {
     check_recipe(r);
   } catch (const Error& e) {
@@ -157,16 +160,20 @@ Recipe recipe_from_json(const std::string& text, const std::string& source) {
 }
 
 std::unique_ptr<Optimizer> make_optimizer(const Recipe& r, std::vector<NamedParameter> params) {
+  return make_optimizer(r, std::vector<ParamGroup>{{.params = std::move(params)}});
+}
+
+std::unique_ptr<Optimizer> make_optimizer(const Recipe& r, std::vector<ParamGroup> groups) {
   check_recipe(r);
   if (r.optimizer == "sgd")
-    return std::make_unique<Sgd>(std::move(params), SgdOptions{.lr = r.lr,
+    return std::make_unique<Sgd>(std::move(groups), SgdOptions{.lr = r.lr,
                                                                .momentum = r.momentum,
                                                                .weight_decay = r.weight_decay,
                                                                .nesterov = r.nesterov});
   if (r.optimizer == "adam")
-    return std::make_unique<Adam>(std::move(params),
+    return std::make_unique<Adam>(std::move(groups),
                                   AdamOptions{.lr = r.lr, .weight_decay = r.weight_decay});
-  return std::make_unique<AdamW>(std::move(params),
+  return std::make_unique<AdamW>(std::move(groups),
                                  AdamWOptions{.lr = r.lr, .weight_decay = r.weight_decay});
 }
 

@@ -76,7 +76,9 @@ Trainer::Trainer(Sequential& model, const Dataset& train, const Dataset* test, R
   SN_CHECK(train.sample_shape() == model.input_shape(),
            "{}: images of shape {} do not fit a model built for {}", train.source,
            shape_str(train.sample_shape()), shape_str(model.input_shape()));
-  optimizer_ = make_optimizer(recipe_, model.params());
+  const FinetuneOptions& finetune = recipe_.finetune;
+  if (finetune.active()) apply_freeze(model_, frozen_layers(model_, finetune, 0));
+  build_optimizer();
   // As BatchLoader counts them: the last partial batch is kept.
   steps_per_epoch_ = (train.size() + recipe_.batch_size - 1) / recipe_.batch_size;
   const ScheduleOptions& schedule = recipe_.schedule;
@@ -87,9 +89,15 @@ Trainer::Trainer(Sequential& model, const Dataset& train, const Dataset* test, R
     SN_CHECK(
         schedule.kind != "plateau" || test != nullptr || schedule.monitor.rfind("train_", 0) == 0,
         "the plateau schedule monitors {}, but there is no test set", schedule.monitor);
-    schedule_ = std::make_unique<LrSchedule>(schedule, Optimizer::widen(recipe_.lr), recipe_.epochs,
-                                             steps_per_epoch_);
-    optimizer_->set_lr(static_cast<float>(schedule_->lr()));
+    // One schedule per parameter group, from the group's own lr (PyTorch's base_lrs).
+    for (size_t g = 0; g < optimizer_->num_groups(); ++g) {
+      const double base = Optimizer::widen(optimizer_->lr(g));
+      ScheduleOptions options = schedule;
+      options.max_lr *= base / Optimizer::widen(recipe_.lr);
+      schedules_.push_back(
+          std::make_unique<LrSchedule>(options, base, recipe_.epochs, steps_per_epoch_));
+    }
+    set_scheduled_lrs();
   }
   // Dropout streams follow the run's seed (a checkpoint restores them).
   for (auto& [index, dropout] : dropouts(model_))
@@ -97,6 +105,35 @@ Trainer::Trainer(Sequential& model, const Dataset& train, const Dataset* test, R
 }
 
 Trainer::~Trainer() = default;
+
+void Trainer::build_optimizer() {
+  if (!recipe_.finetune.backbone_lr) {
+    optimizer_ = make_optimizer(recipe_, model_.params());
+    return;
+  }
+  // The backbone's layers at their own lr, the head's at the recipe's.
+  const size_t head = head_index(model_);
+  std::vector<ParamGroup> groups = {{.params = {}, .lr = *recipe_.finetune.backbone_lr},
+                                    {.params = {}}};
+  for (const NamedParameter& p : model_.params())
+    groups[std::stoul(p.name) < head ? 0 : 1].params.push_back(p);
+  optimizer_ = make_optimizer(recipe_, std::move(groups));
+}
+
+void Trainer::set_scheduled_lrs() {
+  for (size_t g = 0; g < schedules_.size(); ++g)
+    optimizer_->set_group_lr(g, static_cast<float>(schedules_[g]->lr()));
+}
+
+size_t Trainer::start_epoch_layers(int64_t epoch) {
+  if (recipe_.finetune.active())
+    apply_freeze(model_, frozen_layers(model_, recipe_.finetune, epoch));
+  // Backward stops at the first layer that trains: nothing below it needs a gradient.
+  for (size_t i = 0; i < model_.size(); ++i)
+    for (const NamedParameter& p : model_.layer(i).params())
+      if (p.param->trainable) return i;
+  return 0;
+}
 
 void Trainer::fit(const TrainCallbacks& callbacks, int64_t until_epoch) {
   const int64_t last = until_epoch < 0 ? recipe_.epochs : std::min(until_epoch, recipe_.epochs);
@@ -110,6 +147,7 @@ void Trainer::fit(const TrainCallbacks& callbacks, int64_t until_epoch) {
   for (int64_t epoch = epochs_done(); epoch < last; ++epoch) {
     auto start = std::chrono::steady_clock::now();
     loader.start_epoch(epoch);
+    const size_t down_to = start_epoch_layers(epoch);
     StepInfo step{
         .epoch = epoch + 1, .epochs = recipe_.epochs, .steps = loader.batches_per_epoch()};
     double loss_sum = 0, last_lr = 0;
@@ -123,13 +161,14 @@ void Trainer::fit(const TrainCallbacks& callbacks, int64_t until_epoch) {
       int64_t n = logits.dim(0);
       for (int64_t i = 0; i < n; ++i) correct += predicted[i] == batch->labels[i];
       optimizer_->zero_grad();
-      model_.backward(d_logits);
+      model_.backward(d_logits, down_to);
       // The lr is set before each step (never after the last one: one-cycle's lr past its
       // end is meaningless, and may be negative).
-      if (schedule_) optimizer_->set_lr(static_cast<float>(schedule_->lr()));
-      const float lr = optimizer_->lr();
+      set_scheduled_lrs();
+      const float lr = optimizer_->lr(optimizer_->num_groups() - 1);  // the head's
       optimizer_->step();
-      if (schedule_ && schedule_->per_step()) schedule_->step();
+      for (auto& schedule : schedules_)
+        if (schedule->per_step()) schedule->step();
       step.lr = last_lr = Optimizer::widen(lr);
       loss_sum += static_cast<double>(loss) * n;
       seen += n;
@@ -155,11 +194,12 @@ void Trainer::fit(const TrainCallbacks& callbacks, int64_t until_epoch) {
       m.test_loss = last_test_.loss;
       m.test_accuracy = last_test_.accuracy;
     }
-    if (schedule_ && !schedule_->per_step()) {
+    for (auto& schedule : schedules_) {
+      if (schedule->per_step()) continue;
       if (recipe_.schedule.kind == "plateau")
-        schedule_->step(monitored(m, recipe_.schedule.monitor));
+        schedule->step(monitored(m, recipe_.schedule.monitor));
       else
-        schedule_->step();
+        schedule->step();
     }
     history_.push_back(m);
     if (callbacks.on_epoch) callbacks.on_epoch(m);
@@ -183,7 +223,10 @@ void Trainer::save_checkpoint(const std::string& path, const ModelInfo& info) {
                   {"optimizer_steps", optimizer_->steps()},
                   {"history", history},
                   {"dropout_streams", streams}};
-  if (schedule_) trainer["schedule"] = json::parse(schedule_->state_to_json());
+  // The head's schedule (the recipe's lr) and, with a backbone lr, the backbone's.
+  if (!schedules_.empty()) trainer["schedule"] = json::parse(schedules_.back()->state_to_json());
+  if (schedules_.size() > 1)
+    trainer["backbone_schedule"] = json::parse(schedules_[0]->state_to_json());
   file.metadata["trainer"] = trainer.dump();
   write_safetensors(path, file);
 }
@@ -206,6 +249,15 @@ void Trainer::load_checkpoint(const std::string& path) {
   json state;
   try {
     state = json::parse(trainer_it->second);
+    history_.clear();
+    for (const auto& m : state.at("history")) history_.push_back(metrics_from_json(m));
+    SN_CHECK(epochs_done() == state.at("epochs_done").get<int64_t>(),
+             "{}: the checkpoint's history does not match its epoch count", path);
+    if (recipe_.finetune.unfreeze_every > 0 && epochs_done() > 0) {
+      // The optimiser holds state for the layers that trained in the last epoch done.
+      apply_freeze(model_, frozen_layers(model_, recipe_.finetune, epochs_done() - 1));
+      build_optimizer();
+    }
     SN_CHECK(state.at("optimizer").get<std::string>() == optimizer_->kind(),
              "{}: the checkpoint was trained with {}, this run uses {}", path,
              state.at("optimizer").get<std::string>(), optimizer_->kind());
@@ -216,10 +268,6 @@ void Trainer::load_checkpoint(const std::string& path) {
       *s.tensor = it->second;
     }
     optimizer_->set_steps(state.at("optimizer_steps").get<int64_t>());
-    history_.clear();
-    for (const auto& m : state.at("history")) history_.push_back(metrics_from_json(m));
-    SN_CHECK(epochs_done() == state.at("epochs_done").get<int64_t>(),
-             "{}: the checkpoint's history does not match its epoch count", path);
     const json& streams = state.at("dropout_streams");
     for (auto& [index, dropout] : dropouts(model_)) {
       const json& words = streams.at(std::to_string(index));
@@ -227,17 +275,20 @@ void Trainer::load_checkpoint(const std::string& path) {
       for (size_t w = 0; w < 4; ++w) s[w] = std::stoull(words.at(w).get<std::string>());
       dropout->rng().set_state(s);
     }
-    SN_CHECK(state.contains("schedule") == (schedule_ != nullptr),
+    SN_CHECK(state.contains("schedule") == !schedules_.empty(),
              "{}: the checkpoint was trained {} a learning-rate schedule, this run {}", path,
              state.contains("schedule") ? "with" : "without",
-             schedule_ ? "has a " + recipe_.schedule.kind + " schedule" : "has none");
-    if (schedule_) {
-      schedule_->load_state(state.at("schedule").dump(), path);
-      const int64_t ticks = epochs_done() * (schedule_->per_step() ? steps_per_epoch_ : 1);
-      SN_CHECK(schedule_->ticks() == ticks,
+             schedules_.empty() ? "has none" : "has a " + recipe_.schedule.kind + " schedule");
+    for (size_t g = 0; g < schedules_.size(); ++g) {
+      LrSchedule& schedule = *schedules_[g];
+      const bool backbone = g + 1 < schedules_.size();
+      schedule.load_state(state.at(backbone ? "backbone_schedule" : "schedule").dump(), path);
+      const int64_t ticks = epochs_done() * (schedule.per_step() ? steps_per_epoch_ : 1);
+      SN_CHECK(schedule.ticks() == ticks,
                "{}: the schedule state is at tick {}, but {} finished epochs put it at {}", path,
-               schedule_->ticks(), epochs_done(), ticks);
+               schedule.ticks(), epochs_done(), ticks);
     }
+    set_scheduled_lrs();
   } catch (const json::exception& e) {
     fail("{}: the training state is malformed: {}", path, e.what());
   }

@@ -221,5 +221,37 @@ expect_error "prune: missing data set" "dataset 'mnist' not found in $tmp/none/m
 [ -s "$tmp/pruned/model-s50.safetensors" ] ||
   { echo "FAIL prune wrote no $tmp/pruned/model-s50.safetensors"; failures=$((failures + 1)); }
 
+# finetune: the bad input of transfer learning.
+expect_error "finetune: head size of zero" "--classes: must be positive, got 0" -- \
+  "$bin" finetune "$model" --dataset "$tmp/good" --classes 0 --out "$tmp/ft"
+expect_error "finetune: head smaller than the data's classes" "--classes 5: $tmp/good has 10 classes" -- \
+  "$bin" finetune "$model" --dataset "$tmp/good" --classes 5 --out "$tmp/ft"
+expect_error "finetune: freezing a layer that does not exist" "freeze 'conv9': no layer is of that kind or group" -- \
+  "$bin" finetune "$model" --dataset "$tmp/good" --freeze features,conv9 --out "$tmp/ft"
+expect_error "finetune: freezing an index past the last layer" "freeze '42': the model has no layer 42" -- \
+  "$bin" finetune "$model" --dataset "$tmp/good" --freeze 42 --out "$tmp/ft"
+expect_error "finetune: freezing everything" "every layer with parameters would be frozen" -- \
+  "$bin" finetune "$model" --dataset "$tmp/good" --freeze backbone,9 --out "$tmp/ft"
+expect_error "finetune: unfreezing without freezing" "--unfreeze-every needs --freeze" -- \
+  "$bin" finetune "$model" --dataset "$tmp/good" --unfreeze-every 1 --out "$tmp/ft"
+expect_error "finetune: keeping a head of the wrong size" "--head keep: the model predicts 10 classes, but $tmp/good needs 12" -- \
+  "$bin" finetune "$model" --dataset "$tmp/good" --classes 12 --head keep --out "$tmp/ft"
+expect_error "finetune: a preset has no weights" "finetune starts from a trained model" -- \
+  "$bin" finetune basic --dataset "$tmp/good" --out "$tmp/ft"
+expect_error "finetune: model of another architecture" "tensor '7.weight' has shape (128, 1600) but the architecture needs (127, 1600)" -- \
+  "$bin" finetune "$tmp/other.safetensors" --dataset "$tmp/good" --out "$tmp/ft"
+expect_error "finetune: model built for other images" "images of shape (1, 14, 14) do not fit $model, built for (1, 28, 28)" -- \
+  "$bin" finetune "$model" --dataset "$tmp/small" --out "$tmp/ft"
+expect_error "finetune: the data set is required" "--dataset is required" -- \
+  "$bin" finetune "$model"
+mkdir -p "$tmp/faces/happy" "$tmp/faces/sad"
+cp "$tmp/digit.png" "$tmp/faces/happy/a.png"
+expect_error "finetune: an empty class folder" "sad" -- \
+  "$bin" finetune "$model" --dataset "$tmp/faces" --out "$tmp/ft"
+cp "$tmp/digit.png" "$tmp/faces/sad/a.png"; cp "$tmp/cut.png" "$tmp/faces/sad/b.png"
+expect_error "finetune: an unreadable image" "$tmp/faces/sad/b.png" -- \
+  "$bin" finetune "$model" --dataset "$tmp/faces" --out "$tmp/ft"
+[ ! -e "$tmp/ft" ] || { echo "FAIL a failed finetune created $tmp/ft"; failures=$((failures + 1)); }
+
 echo "$passed passed, $failures failed"
 [ $failures -eq 0 ]

@@ -71,7 +71,8 @@ void batch_norm_update_running(T* running_mean, T* running_var, const T* mean, c
 
 // The layer logic of BatchNorm2d and BatchNorm1d; they add only kind() and output_shape().
 // Forward in training mode keeps the batch mean and inverse std (reused buffers) for
-// backward; backward follows the mode of the last forward.
+// backward; backward follows the mode of the last forward. With frozen statistics (fine-tuning,
+// finetune.h) training mode behaves as eval mode: the running statistics are used and kept.
 class BatchNorm : public Layer {
  public:
   void forward(Tensor& out, const Tensor& in, Mode mode) override;
@@ -90,6 +91,8 @@ class BatchNorm : public Layer {
   Tensor& running_mean() { return running_mean_; }                // (C)
   Tensor& running_var() { return running_var_; }                  // (C)
   Tensor& num_batches_tracked() { return num_batches_tracked_; }  // () a count
+  void freeze_statistics(bool frozen) { statistics_frozen_ = frozen; }
+  bool statistics_frozen() const { return statistics_frozen_; }
 
  protected:
   // Validates the options; `kind` names the layer in the messages.
@@ -102,7 +105,7 @@ class BatchNorm : public Layer {
   Parameter weight_, bias_;
   Tensor running_mean_, running_var_, num_batches_tracked_;
   Tensor mean_, var_, invstd_;  // (C) batch statistics of the last training forward
-  bool has_forward_ = false;
+  bool has_forward_ = false, statistics_frozen_ = false;
   Mode last_mode_ = Mode::kTrain;
 };
 

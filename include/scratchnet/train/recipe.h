@@ -13,6 +13,7 @@
 #include "scratchnet/data/dataset.h"
 #include "scratchnet/layer.h"
 #include "scratchnet/optim/optimizer.h"
+#include "scratchnet/train/finetune.h"
 #include "scratchnet/train/schedule.h"
 
 namespace scratchnet {
@@ -30,6 +31,7 @@ struct Recipe {
   float label_smoothing = 0.0f;  // in [0, 1)
   Preprocess preprocess;
   ScheduleOptions schedule;  // learning-rate schedule (schedule.h); kind "none" keeps lr fixed
+  FinetuneOptions finetune;  // frozen layers, backbone lr, gradual unfreezing (finetune.h)
 };
 
 // Throws a one-line message naming the field ("lr must be positive, got -1",
@@ -38,13 +40,16 @@ void check_recipe(const Recipe& recipe);
 
 std::string recipe_to_json(const Recipe& recipe);
 // Fields missing from the JSON keep their defaults; unknown fields are errors. The schedule is
-// written as schedule_to_json() writes it ({"kind":"none"} without one).
+// written as schedule_to_json() writes it ({"kind":"none"} without one), "finetune" only when
+// the recipe fine-tunes (FinetuneOptions::active()).
 Recipe recipe_from_json(const std::string& json_text, const std::string& source);
 
 std::string preprocess_to_json(const Preprocess& preprocess);
 Preprocess preprocess_from_json(const std::string& json_text, const std::string& source);
 
-// The optimiser the recipe names, over `params`.
+// The optimiser the recipe names, over `params` or over parameter groups (a group's unset lr
+// is the recipe's).
 std::unique_ptr<Optimizer> make_optimizer(const Recipe& recipe, std::vector<NamedParameter> params);
+std::unique_ptr<Optimizer> make_optimizer(const Recipe& recipe, std::vector<ParamGroup> groups);
 
 }  // namespace scratchnet

@@ -19,6 +19,11 @@
 // the epoch's `monitor` metric). The schedule's state is part of the checkpoint. The length of
 // a cosine or onecycle schedule follows recipe.epochs, so a checkpoint of such a run cannot be
 // resumed with other epochs. One-cycle momentum is not cycled (schedule.h says why).
+//
+// A recipe that fine-tunes (recipe.finetune, finetune.h) freezes its layers at the start of
+// every epoch (gradual unfreezing makes the set shrink), and backward stops at the first layer
+// that trains. With a backbone lr the optimiser has two groups, backbone then head, each with
+// its own schedule from its own lr; EpochMetrics and StepInfo report the head's lr.
 #pragma once
 
 #include <cstdint>
@@ -79,8 +84,10 @@ class Trainer {
   // epoch, after a resume, and without a test set): predictions and confusion for reports.
   const EvalResult& last_test() const { return last_test_; }
   Optimizer& optimizer() { return *optimizer_; }
-  // The learning-rate schedule, or null when the recipe has none.
-  const LrSchedule* schedule() const { return schedule_.get(); }
+  // The learning-rate schedule (the head's, with a backbone lr), or null when the recipe has none.
+  const LrSchedule* schedule() const {
+    return schedules_.empty() ? nullptr : schedules_.back().get();
+  }
 
   // Everything needed to continue the run; `info` is stored as in a model file, so a
   // checkpoint also loads as a model (load_model ignores the optimiser state).
@@ -95,7 +102,15 @@ class Trainer {
   const Dataset* test_;
   Recipe recipe_;
   std::unique_ptr<Optimizer> optimizer_;
-  std::unique_ptr<LrSchedule> schedule_;  // null without a schedule
+  // The optimiser for the recipe: one parameter group, or with a backbone lr two (backbone, head).
+  void build_optimizer();
+  // Every group's lr from its schedule.
+  void set_scheduled_lrs();
+  // Freezes what the recipe freezes in `epoch`; returns the first layer that trains (where
+  // backward may stop).
+  size_t start_epoch_layers(int64_t epoch);
+
+  std::vector<std::unique_ptr<LrSchedule>> schedules_;  // one per group; empty without a schedule
   int64_t steps_per_epoch_;
   std::vector<EpochMetrics> history_;
   EvalResult last_test_;

@@ -1,0 +1,53 @@
+// training.h — what train and finetune share: the recipe flags, the run directory's settings,
+// and the training loop that writes the run directory.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "scratchnet/data/dataset.h"
+#include "scratchnet/io/model_file.h"
+#include "scratchnet/train/recipe.h"
+#include "scratchnet/train/trainer.h"
+
+namespace scratchnet::cli {
+
+// The recipe as the command line gives it; only the flags given are applied.
+struct RecipeFlags {
+  Recipe recipe;
+  std::string init = "pytorch";
+  std::vector<float> normalize;
+  bool scale_only = false;
+};
+// --epochs, --batch-size, --optimizer, --lr, --momentum, --nesterov, --weight-decay,
+// --label-smoothing, --seed, --init, the schedule flags and, with `preprocessing`,
+// --normalize and --scale-only.
+void add_recipe_flags(CLI::App& cmd, RecipeFlags& flags, bool preprocessing);
+// The names of those flags (for the commands that refuse them).
+std::vector<std::string> recipe_flag_names();
+// Sets the fields of `r` whose flags were given, then checks the recipe.
+void apply_recipe_flags(Recipe& r, const RecipeFlags& flags, const CLI::App& cmd);
+// One line: "adam lr 0.001, batch 64, 5 epochs, seed 1, pixels /255".
+std::string describe_recipe(const Recipe& r);
+
+// What a run directory remembers besides the checkpoint (run.json): where its data came from.
+struct RunSettings {
+  std::string model, dataset, data_dir;
+  int64_t limit_train = 0, limit_test = 0;
+  int64_t per_class = 0;  // 0: every training image
+};
+std::string run_settings_json(const RunSettings& r);
+RunSettings read_run_settings(const std::string& path);
+// The run's data: the set, cut to its per-class and first-N limits.
+DatasetSplits load_limited(const RunSettings& run);
+
+// Trains to the recipe's last epoch with a progress bar, writing after every epoch
+// OUT/metrics.jsonl, OUT/checkpoint.safetensors, OUT/model.safetensors and OUT/report.html
+// (and OUT/run.json first, unless resuming); then prints the test accuracy.
+void run_training(Trainer& trainer, Sequential& model, const DatasetSplits& data,
+                  const RunSettings& run, ModelInfo info, const std::string& out_dir, bool resuming,
+                  bool quiet);
+
+}  // namespace scratchnet::cli
