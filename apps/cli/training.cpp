@@ -164,10 +164,9 @@ void announce_unfreezing(Sequential& model, const Recipe& r, int64_t epoch) {
   std::vector<size_t> before = frozen_layers(model, r.finetune, epoch - 1),
                       after = frozen_layers(model, r.finetune, epoch);
   if (before.size() == after.size()) return;
-  fmt::print("epoch {} unfreezes layer{} {}\n", epoch + 1,
-             before.size() - after.size() == 1 ? "" : "s",
-             fmt::join(before.begin() + static_cast<std::ptrdiff_t>(after.size()), before.end(),
-                       ","));
+  fmt::print(
+      "epoch {} unfreezes layer{} {}\n", epoch + 1, before.size() - after.size() == 1 ? "" : "s",
+      fmt::join(before.begin() + static_cast<std::ptrdiff_t>(after.size()), before.end(), ","));
 }
 
 }  // namespace
