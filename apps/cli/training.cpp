@@ -8,6 +8,8 @@
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <string_view>
+#include <tuple>
 
 #include "common.h"
 #include "scratchnet/check.h"
@@ -158,6 +160,16 @@ void add_schedule_flags(CLI::App& cmd, ScheduleOptions& s) {
       ->check(kNonNegative);
 }
 
+// Whether `cmd` has the flag `name` and it was given (flags a command lacks count as not given).
+bool given(const CLI::App& cmd, const char* name) {
+  const CLI::Option* option = cmd.get_option_no_throw(name);
+  return option != nullptr && option->count() > 0;
+}
+
+constexpr const char* kAugmentFlagNames[] = {
+    "--augment", "--no-augment", "--rotate",       "--shift", "--scale",
+    "--shear",   "--elastic",    "--crop-padding", "--erase", "--erase-area"};
+
 // With gradual unfreezing: which layers the epoch after `epoch` (1-based) unfreezes.
 void announce_unfreezing(Sequential& model, const Recipe& r, int64_t epoch) {
   if (r.finetune.unfreeze_every == 0 || epoch >= r.epochs) return;
@@ -171,32 +183,83 @@ void announce_unfreezing(Sequential& model, const Recipe& r, int64_t epoch) {
 
 }  // namespace
 
+void add_augment_flags(CLI::App& cmd, AugmentFlags& f) {
+  const char* group = "Augmentation (training images only; include/scratchnet/data/augment.h)";
+  auto option = [&](const char* name, auto& field, const char* type, const char* help) {
+    return cmd.add_option(name, field, help)->type_name(type)->group(group);
+  };
+  auto pair = [&](const char* name, std::vector<float>& field, const char* type, const char* help) {
+    option(name, field, type, help)->expected(2)->delimiter(',');
+  };
+  AugmentOptions& a = f.options;
+  cmd.add_flag("--augment", f.preset,
+               "The preset for digits: --rotate 10 --shift 0.1 --scale 0.9,1.1 (the flags below "
+               "change it)")
+      ->group(group);
+  cmd.add_flag("--no-augment", f.none, "No augmentation, even if the recipe has some")
+      ->group(group);
+  option("--rotate", a.rotate, "DEG",
+         "Rotate by a random angle in [-DEG, DEG] degrees, in [0, 180]");
+  option("--shift", a.shift, "FRAC",
+         "Shift by whole pixels up to FRAC of the width and height, in [0, 1)");
+  pair("--scale", f.scale, "LO,HI", "Scale by a random factor in [LO, HI], e.g. 0.9,1.1");
+  option("--shear", a.shear, "DEG", "Shear along x by a random angle in [-DEG, DEG], in [0, 60]");
+  pair("--elastic", f.elastic, "ALPHA,SIGMA",
+       "Elastic distortion (Simard et al. 2003): displacements of ALPHA pixels smoothed by a "
+       "Gaussian of SIGMA pixels, e.g. 34,4");
+  option("--crop-padding", a.crop_padding, "PX",
+         "Pad PX zero pixels on every side, then crop back at a random offset");
+  option("--erase", a.erase, "PROB",
+         "Random erasing: with probability PROB set a random rectangle to 0");
+  pair("--erase-area", f.erase_area, "LO,HI",
+       "Random erasing: the rectangle's fraction of the image, in [LO, HI] (default 0.02,0.33)");
+}
+
+void apply_augment_flags(AugmentOptions& a, const AugmentFlags& f, const CLI::App& cmd) {
+  const AugmentOptions& o = f.options;
+  if (given(cmd, "--no-augment")) {
+    for (const char* name : kAugmentFlagNames)
+      SN_CHECK(std::string_view(name) == "--no-augment" || !given(cmd, name),
+               "--no-augment cannot be given with {}", name);
+    a = {};
+  }
+  if (given(cmd, "--augment")) a = kDigitAugment;
+  if (given(cmd, "--rotate")) a.rotate = o.rotate;
+  if (given(cmd, "--shift")) a.shift = o.shift;
+  if (given(cmd, "--scale")) std::tie(a.scale_min, a.scale_max) = std::pair(f.scale[0], f.scale[1]);
+  if (given(cmd, "--shear")) a.shear = o.shear;
+  if (given(cmd, "--elastic"))
+    std::tie(a.elastic_alpha, a.elastic_sigma) = std::pair(f.elastic[0], f.elastic[1]);
+  if (given(cmd, "--crop-padding")) a.crop_padding = o.crop_padding;
+  if (given(cmd, "--erase")) a.erase = o.erase;
+  if (given(cmd, "--erase-area"))
+    std::tie(a.erase_area_min, a.erase_area_max) = std::pair(f.erase_area[0], f.erase_area[1]);
+  check_augment(a);
+}
+
 // Fields of the recipe that the command line sets (the rest come from the preset or file).
 void apply_recipe_flags(Recipe& r, const RecipeFlags& f, const CLI::App& cmd) {
-  auto given = [&](const char* name) {  // flags a command does not have count as not given
-    const CLI::Option* option = cmd.get_option_no_throw(name);
-    return option != nullptr && option->count() > 0;
-  };
-  if (given("--optimizer")) {
+  if (given(cmd, "--optimizer")) {
     r.optimizer = f.recipe.optimizer;
-    if (!given("--momentum")) r.momentum = 0;
-    if (!given("--weight-decay")) r.weight_decay = r.optimizer == "adamw" ? 0.01f : 0.0f;
+    if (!given(cmd, "--momentum")) r.momentum = 0;
+    if (!given(cmd, "--weight-decay")) r.weight_decay = r.optimizer == "adamw" ? 0.01f : 0.0f;
   }
-  if (given("--lr")) r.lr = f.recipe.lr;
-  if (given("--momentum")) r.momentum = f.recipe.momentum;
-  if (given("--nesterov")) r.nesterov = true;
-  if (given("--weight-decay")) r.weight_decay = f.recipe.weight_decay;
-  if (given("--batch-size")) r.batch_size = f.recipe.batch_size;
-  if (given("--epochs")) r.epochs = f.recipe.epochs;
-  if (given("--seed")) r.seed = f.recipe.seed;
-  if (given("--label-smoothing")) r.label_smoothing = f.recipe.label_smoothing;
-  if (given("--init")) r.init = f.init == "glorot" ? Init::kGlorot : Init::kPyTorch;
-  if (given("--normalize")) {
+  if (given(cmd, "--lr")) r.lr = f.recipe.lr;
+  if (given(cmd, "--momentum")) r.momentum = f.recipe.momentum;
+  if (given(cmd, "--nesterov")) r.nesterov = true;
+  if (given(cmd, "--weight-decay")) r.weight_decay = f.recipe.weight_decay;
+  if (given(cmd, "--batch-size")) r.batch_size = f.recipe.batch_size;
+  if (given(cmd, "--epochs")) r.epochs = f.recipe.epochs;
+  if (given(cmd, "--seed")) r.seed = f.recipe.seed;
+  if (given(cmd, "--label-smoothing")) r.label_smoothing = f.recipe.label_smoothing;
+  if (given(cmd, "--init")) r.init = f.init == "glorot" ? Init::kGlorot : Init::kPyTorch;
+  if (given(cmd, "--normalize")) {
     SN_CHECK(f.normalize[1] > 0, "--normalize: STD must be positive, got {}", f.normalize[1]);
     r.preprocess = {true, f.normalize[0], f.normalize[1]};
   }
-  if (given("--scale-only")) r.preprocess = {};
+  if (given(cmd, "--scale-only")) r.preprocess = {};
   apply_schedule_flags(r, f, cmd);
+  apply_augment_flags(r.augment, f.augment, cmd);
   check_recipe(r);
 }
 std::string describe_recipe(const Recipe& r) {
@@ -211,6 +274,7 @@ std::string describe_recipe(const Recipe& r) {
   if (ft.unfreeze_every > 0)
     s += fmt::format("unfreezing a block every {} epoch{}; ", ft.unfreeze_every,
                      ft.unfreeze_every == 1 ? "" : "s");
+  if (r.augment.active()) s += "augment " + describe_augment(r.augment) + "; ";
   s += fmt::format("batch {}, {} epochs, seed {}", r.batch_size, r.epochs, r.seed);
   s += r.preprocess.normalize
            ? fmt::format(", pixels /255 then (x - {}) / {}", r.preprocess.mean, r.preprocess.std)
@@ -261,6 +325,7 @@ void add_recipe_flags(CLI::App& cmd, RecipeFlags& f, bool preprocessing) {
         ->excludes("--normalize");
   }
   add_schedule_flags(cmd, r.schedule);
+  add_augment_flags(cmd, f.augment);
 }
 
 std::vector<std::string> recipe_flag_names() {
@@ -269,6 +334,7 @@ std::vector<std::string> recipe_flag_names() {
       "--weight-decay", "--batch-size", "--seed",       "--label-smoothing",
       "--init",         "--normalize",  "--scale-only", "--schedule"};
   for (const auto& [flag, kinds] : schedule_flags()) names.push_back(flag);
+  names.insert(names.end(), std::begin(kAugmentFlagNames), std::end(kAugmentFlagNames));
   return names;
 }
 

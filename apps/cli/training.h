@@ -14,22 +14,37 @@
 
 namespace scratchnet::cli {
 
+// The augmentation as the command line gives it; only the flags given are applied.
+struct AugmentFlags {
+  AugmentOptions options;  // --rotate, --shift, --shear, --crop-padding, --erase
+  std::vector<float> scale, elastic, erase_area;
+  bool preset = false, none = false;  // --augment, --no-augment
+};
+// The "Augmentation" group: --augment (kDigitAugment), --no-augment, --rotate, --shift, --scale,
+// --shear, --elastic, --crop-padding, --erase, --erase-area.
+void add_augment_flags(CLI::App& cmd, AugmentFlags& flags);
+// --no-augment clears `a`, --augment replaces it by the preset, then each flag given sets its
+// fields; then the options are checked.
+void apply_augment_flags(AugmentOptions& a, const AugmentFlags& flags, const CLI::App& cmd);
+
 // The recipe as the command line gives it; only the flags given are applied.
 struct RecipeFlags {
   Recipe recipe;
   std::string init = "pytorch";
   std::vector<float> normalize;
   bool scale_only = false;
+  AugmentFlags augment;
 };
 // --epochs, --batch-size, --optimizer, --lr, --momentum, --nesterov, --weight-decay,
-// --label-smoothing, --seed, --init, the schedule flags and, with `preprocessing`,
-// --normalize and --scale-only.
+// --label-smoothing, --seed, --init, the schedule flags, the augmentation flags and, with
+// `preprocessing`, --normalize and --scale-only.
 void add_recipe_flags(CLI::App& cmd, RecipeFlags& flags, bool preprocessing);
 // The names of those flags (for the commands that refuse them).
 std::vector<std::string> recipe_flag_names();
 // Sets the fields of `r` whose flags were given, then checks the recipe.
 void apply_recipe_flags(Recipe& r, const RecipeFlags& flags, const CLI::App& cmd);
-// One line: "adam lr 0.001, batch 64, 5 epochs, seed 1, pixels /255".
+// One line: "adam lr 0.001, batch 64, 5 epochs, seed 1, pixels /255" (with the schedule,
+// fine-tuning and augmentation when the recipe has them).
 std::string describe_recipe(const Recipe& r);
 
 // What a run directory remembers besides the checkpoint (run.json): where its data came from.

@@ -145,16 +145,18 @@ void make_batch(Tensor& out, const Dataset& set, const int64_t* indices, int64_t
                 const Preprocess& preprocess) {
   const int64_t pixels = set.channels * set.height * set.width;
   out.resize({count, set.channels, set.height, set.width});
+  for (int64_t b = 0; b < count; ++b)
+    preprocess_pixels(out.data() + b * pixels, set.image(indices[b]), pixels, preprocess);
+}
+
+void preprocess_pixels(float* out, const uint8_t* pixels, int64_t count,
+                       const Preprocess& preprocess) {
   // x = p / 255 first, as torchvision's ToTensor does, then (x - mean) / std as Normalize.
   const float mean = preprocess.normalize ? preprocess.mean : 0.0f;
   const float std = preprocess.normalize ? preprocess.std : 1.0f;
-  for (int64_t b = 0; b < count; ++b) {
-    const uint8_t* src = set.image(indices[b]);
-    float* dst = out.data() + b * pixels;
-    for (int64_t i = 0; i < pixels; ++i) {
-      float x = static_cast<float>(src[i]) / 255.0f;
-      dst[i] = preprocess.normalize ? (x - mean) / std : x;
-    }
+  for (int64_t i = 0; i < count; ++i) {
+    float x = static_cast<float>(pixels[i]) / 255.0f;
+    out[i] = preprocess.normalize ? (x - mean) / std : x;
   }
 }
 

@@ -1,6 +1,7 @@
 #include "scratchnet/data/image.h"
 
 #include <stb_image.h>
+#include <stb_image_write.h>
 
 #include <algorithm>
 #include <cctype>
@@ -12,12 +13,19 @@
 #include <memory>
 
 #include "scratchnet/check.h"
+#include "scratchnet/io/atomic_file.h"
 
 namespace scratchnet {
 
 namespace {
 
 constexpr uint8_t kPngSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+
+void append_bytes(void* context, void* data, int size) {
+  auto* out = static_cast<std::vector<uint8_t>*>(context);
+  const auto* p = static_cast<const uint8_t*>(data);
+  out->insert(out->end(), p, p + size);
+}
 
 // stb_image's JPEG decoder reads past the end of a truncated file as zeros and reports
 // success, so the marker structure is walked here: segments up to each start-of-scan, the
@@ -213,6 +221,26 @@ std::vector<uint8_t> read_file_bytes(const std::string& path, int64_t max_bytes)
 Image read_image(const std::string& path, const ImageLimits& limits) {
   std::vector<uint8_t> bytes = read_file_bytes(path, limits.max_bytes);
   return decode_image(bytes, path, limits);
+}
+
+std::vector<uint8_t> encode_png(const uint8_t* pixels, int64_t height, int64_t width,
+                                int64_t channels) {
+  const ImageLimits limits;
+  SN_CHECK(height > 0 && width > 0 && height <= limits.max_side && width <= limits.max_side &&
+               (channels == 1 || channels == 3),
+           "encode_png: cannot encode {}x{} pixels of {} channels", height, width, channels);
+  std::vector<uint8_t> png;
+  const int w = static_cast<int>(width), h = static_cast<int>(height);
+  const int c = static_cast<int>(channels);
+  SN_CHECK(stbi_write_png_to_func(append_bytes, &png, w, h, c, pixels, w * c) != 0,
+           "encode_png: cannot encode a {}x{} PNG", height, width);
+  return png;
+}
+
+void write_png(const std::string& path, const uint8_t* pixels, int64_t height, int64_t width,
+               int64_t channels) {
+  const std::vector<uint8_t> png = encode_png(pixels, height, width, channels);
+  write_file_atomic(path, [&](std::FILE* f) { std::fwrite(png.data(), 1, png.size(), f); });
 }
 
 void image_to_gray(std::vector<float>& out, const Image& image) {

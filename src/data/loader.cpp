@@ -13,7 +13,9 @@ BatchLoader::BatchLoader(const Dataset& set, const LoaderOptions& options)
   SN_CHECK(set.size() >= 1, "{}: the data set is empty", set.source);
   SN_CHECK(!options.preprocess.normalize || options.preprocess.std > 0,
            "normalisation std must be positive, got {}", options.preprocess.std);
+  check_augment(options.augment);
   order_.resize(set.size());
+  if (options.augment.active()) augmented_.resize(shape_numel(set.sample_shape()));
   thread_ = std::thread([this] { worker(); });
 }
 
@@ -43,6 +45,7 @@ void BatchLoader::start_epoch(int64_t epoch, int64_t skip) {
       std::swap(order_[i], order_[rng.below(static_cast<uint64_t>(i) + 1)]);
   }
   end_ = batches_per_epoch();
+  epoch_ = epoch;
   SN_CHECK(skip >= 0 && skip <= end_, "cannot skip {} of {} batches", skip, end_);
   next_ = filled_ = skip;
   lock.unlock();
@@ -58,10 +61,22 @@ const Batch* BatchLoader::next() {
   return &slots_[i % 2];
 }
 
-void BatchLoader::fill(Batch& batch, int64_t index) const {
+void BatchLoader::fill(Batch& batch, int64_t index, int64_t epoch) {
   int64_t begin = index * options_.batch_size;
   int64_t count = std::min<int64_t>(options_.batch_size, set_.size() - begin);
-  make_batch(batch.images, set_, order_.data() + begin, count, options_.preprocess);
+  if (options_.augment.active()) {
+    const int64_t pixels = shape_numel(set_.sample_shape());
+    batch.images.resize({count, set_.channels, set_.height, set_.width});
+    for (int64_t i = 0; i < count; ++i) {
+      Rng rng(augment_seed(options_.seed, epoch, begin + i));
+      augment_image(augmented_.data(), set_.image(order_[begin + i]), set_.channels, set_.height,
+                    set_.width, options_.augment, rng, augment_scratch_);
+      preprocess_pixels(batch.images.data() + i * pixels, augmented_.data(), pixels,
+                        options_.preprocess);
+    }
+  } else {
+    make_batch(batch.images, set_, order_.data() + begin, count, options_.preprocess);
+  }
   batch.labels.resize(count);
   for (int64_t i = 0; i < count; ++i) batch.labels[i] = set_.labels[order_[begin + i]];
 }
@@ -73,11 +88,11 @@ void BatchLoader::worker() {
     // slot it reuses: that is, once filled_ < next_ + 1.
     cv_.wait(lock, [&] { return quit_ || (filled_ < end_ && filled_ <= next_); });
     if (quit_) return;
-    int64_t index = filled_;
+    int64_t index = filled_, epoch = epoch_;
     uint64_t generation = generation_;
     busy_ = true;
     lock.unlock();
-    fill(slots_[index % 2], index);
+    fill(slots_[index % 2], index, epoch);
     lock.lock();
     busy_ = false;
     if (generation == generation_) ++filled_;

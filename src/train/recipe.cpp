@@ -84,6 +84,7 @@ void check_recipe(const Recipe& r) {
            "normalisation std must be positive, got {}", r.preprocess.std);
   check_schedule(r.schedule);
   check_finetune(r.finetune);
+  check_augment(r.augment);
 }
 
 std::string preprocess_to_json(const Preprocess& p) {
@@ -124,6 +125,7 @@ std::string recipe_to_json(const Recipe& r) {
          {"preprocess", json::parse(preprocess_to_json(r.preprocess))},
          {"schedule", json::parse(schedule_to_json(r.schedule))}};
   if (r.finetune.active()) j["finetune"] = json::parse(finetune_to_json(r.finetune));
+  if (r.augment.active()) j["augment"] = json::parse(augment_to_json(r.augment));
   return j.dump();
 }
 
@@ -131,7 +133,7 @@ Recipe recipe_from_json(const std::string& text, const std::string& source) {
   json j = parse_object(text, source, "recipe");
   check_keys(j,
              {"optimizer", "lr", "momentum", "nesterov", "weight_decay", "batch_size", "epochs",
-              "seed", "init", "label_smoothing", "preprocess", "schedule", "finetune"},
+              "seed", "init", "label_smoothing", "preprocess", "schedule", "finetune", "augment"},
              source);
   Recipe r;
   read(j, "optimizer", r.optimizer, source);
@@ -151,6 +153,7 @@ Recipe recipe_from_json(const std::string& text, const std::string& source) {
   if (j.contains("preprocess")) r.preprocess = preprocess_from_json(j["preprocess"].dump(), source);
   if (j.contains("schedule")) r.schedule = schedule_from_json(j["schedule"].dump(), source);
   if (j.contains("finetune")) r.finetune = finetune_from_json(j["finetune"].dump(), source);
+  if (j.contains("augment")) r.augment = augment_from_json(j["augment"].dump(), source);
   try {
     check_recipe(r);
   } catch (const Error& e) {

@@ -1,11 +1,9 @@
 #include "report_html.h"
 
-#include <stb_image_write.h>
-
 #include <algorithm>
 #include <vector>
 
-#include "scratchnet/check.h"
+#include "scratchnet/data/image.h"
 
 namespace scratchnet {
 
@@ -24,12 +22,6 @@ std::string base64(const std::vector<uint8_t>& bytes) {
     for (size_t j = 0; j < 4; ++j) out += j <= n ? kDigits[(v >> (18 - 6 * j)) & 63] : '=';
   }
   return out;
-}
-
-void append_bytes(void* context, void* data, int size) {
-  auto* out = static_cast<std::vector<uint8_t>*>(context);
-  const auto* p = static_cast<const uint8_t*>(data);
-  out->insert(out->end(), p, p + size);
 }
 
 }  // namespace
@@ -53,13 +45,7 @@ std::string html_escape(std::string_view text) {
 }
 
 std::string png_data_uri(const uint8_t* pixels, int64_t height, int64_t width) {
-  SN_CHECK(height > 0 && width > 0 && height <= 8192 && width <= 8192,
-           "png_data_uri: bad image size {}x{}", height, width);
-  std::vector<uint8_t> png;
-  const int w = static_cast<int>(width), h = static_cast<int>(height);
-  SN_CHECK(stbi_write_png_to_func(append_bytes, &png, w, h, 1, pixels, w) != 0,
-           "png_data_uri: cannot encode a {}x{} PNG", height, width);
-  return "data:image/png;base64," + base64(png);
+  return "data:image/png;base64," + base64(encode_png(pixels, height, width, 1));
 }
 
 std::string_view report_css() {

@@ -140,7 +140,8 @@ void Trainer::fit(const TrainCallbacks& callbacks, int64_t until_epoch) {
   BatchLoader loader(train_, {.batch_size = recipe_.batch_size,
                               .shuffle = true,
                               .seed = recipe_.seed,
-                              .preprocess = recipe_.preprocess});
+                              .preprocess = recipe_.preprocess,
+                              .augment = recipe_.augment});
   const CrossEntropyOptions loss_options{.label_smoothing = recipe_.label_smoothing};
   Tensor d_logits;
   std::vector<int32_t> predicted;

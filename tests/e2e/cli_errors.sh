@@ -253,5 +253,35 @@ expect_error "finetune: an unreadable image" "$tmp/faces/sad/b.png" -- \
   "$bin" finetune "$model" --dataset "$tmp/faces" --out "$tmp/ft"
 [ ! -e "$tmp/ft" ] || { echo "FAIL a failed finetune created $tmp/ft"; failures=$((failures + 1)); }
 
+# augment: bad values name the option; the preview is a PNG of the grid's size.
+expect_error "augment: rotation past 180 degrees" "augment.rotate must be in [0, 180], got 200" -- \
+  "$bin" augment --dataset "$tmp/good" --rotate 200 --out "$tmp/grid.png"
+expect_error "augment: scale range upside down" "augment.scale_max must be in [scale_min (1.1), 10], got 0.9" -- \
+  "$bin" augment --dataset "$tmp/good" --scale 1.1,0.9 --out "$tmp/grid.png"
+expect_error "augment: elastic without sigma" "--elastic: At least 2 required" -- \
+  "$bin" augment --dataset "$tmp/good" --elastic 34 --out "$tmp/grid.png"
+expect_error "augment: nothing to show" "nothing to show: give --augment" -- \
+  "$bin" augment --dataset "$tmp/good" --out "$tmp/grid.png"
+expect_error "augment: --no-augment with a flag" "--no-augment cannot be given with --shift" -- \
+  "$bin" augment --dataset "$tmp/good" --no-augment --shift 0.1 --out "$tmp/grid.png"
+expect_error "augment: output directory missing" "--out $tmp/none/grid.png: directory '$tmp/none' does not exist" -- \
+  "$bin" augment --dataset "$tmp/good" --augment --out "$tmp/none/grid.png"
+expect_error "train: erasing probability above 1" "augment.erase must be in [0, 1], got 2" -- \
+  "$bin" train --dataset "$tmp/good" --erase 2 --out "$tmp/r"
+expect_error "resume with new augmentation" "--augment cannot be given with --resume" -- \
+  "$bin" train --resume "$tmp/run" --augment
+# 2 rows of 3 cells of 28 x 28 with 1-pixel lines between them: 86 x 57 pixels.
+if "$bin" augment --dataset "$tmp/good" --augment --elastic 34,4 --rows 2 --cols 3 --zoom 1 \
+  --out "$tmp/grid.png" >/dev/null; then
+  header=$(od -An -tx1 -N24 "$tmp/grid.png" | tr -d ' \n')
+  if [ "$header" = "89504e470d0a1a0a0000000d494844520000005600000039" ]; then
+    passed=$((passed + 1)); echo "ok   augment: writes an 86x57 PNG"
+  else
+    echo "FAIL augment: $tmp/grid.png starts $header, not an 86x57 PNG"; failures=$((failures + 1))
+  fi
+else
+  echo "FAIL augment on a good set"; failures=$((failures + 1))
+fi
+
 echo "$passed passed, $failures failed"
 [ $failures -eq 0 ]

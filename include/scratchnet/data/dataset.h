@@ -70,5 +70,8 @@ struct Preprocess {
 // out (count, C, H, W) from items indices[0..count) of `set`.
 void make_batch(Tensor& out, const Dataset& set, const int64_t* indices, int64_t count,
                 const Preprocess& preprocess);
+// out (count) from pixels (count): one image (or any run of pixels) made model input.
+void preprocess_pixels(float* out, const uint8_t* pixels, int64_t count,
+                       const Preprocess& preprocess);
 
 }  // namespace scratchnet

@@ -1,9 +1,10 @@
 // image.h — PNG and JPEG images in, MNIST-style digits out.
 //
 // decode_image / read_image turn PNG or JPEG bytes (through stb_image) into 8-bit pixels,
-// (H, W, channels) interleaved. The header is read first: an image larger than ImageLimits
-// (8192 pixels a side, 50 megapixels) is refused before anything is allocated, and a
-// truncated or corrupt file fails with one line naming it. Other formats stb knows (BMP, GIF,
+// (H, W, channels) interleaved; encode_png / write_png (stb_image_write) go the other way. The
+// header is read first: an image larger than ImageLimits (8192 pixels a side, 50 megapixels) is
+// refused before anything is allocated, and a truncated or corrupt file fails with one line naming
+// it. Other formats stb knows (BMP, GIF,
 // ...) are refused too: only PNG and JPEG are read.
 //
 // to_mnist_style makes a picture of a digit look like an MNIST image, the way LeCun, Cortes
@@ -64,6 +65,14 @@ Image read_image(const std::string& path, const ImageLimits& limits = {});
 
 // The whole file, refused above max_bytes; the error names the path.
 std::vector<uint8_t> read_file_bytes(const std::string& path, int64_t max_bytes);
+
+// PNG bytes of pixels (height, width, channels) interleaved, 1 channel (gray) or 3 (RGB), each
+// side at most ImageLimits::max_side.
+std::vector<uint8_t> encode_png(const uint8_t* pixels, int64_t height, int64_t width,
+                                int64_t channels);
+// The same written to `path` whole or not at all (atomic_file.h); errors name the path.
+void write_png(const std::string& path, const uint8_t* pixels, int64_t height, int64_t width,
+               int64_t channels);
 
 // out (height, width): luma in [0, 255], alpha composited onto white (step 1 above).
 void image_to_gray(std::vector<float>& out, const Image& image);

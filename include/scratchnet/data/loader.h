@@ -10,6 +10,12 @@
 // the batches an uninterrupted run would. The last partial batch is kept unless drop_last.
 // While the caller works on batch i, a background thread prepares batch i + 1; the two
 // batch buffers are allocated once.
+//
+// With `augment` options (augment.h; training only, never evaluation) the background thread
+// augments every image before preprocessing it, drawing from
+// Rng(augment_seed(seed, epoch, position)) for the item at `position` in epoch `epoch`: the
+// batches depend only on (seed, epoch), as the order does, so a resumed run sees the augmented
+// batches an uninterrupted one would. The augmented pixels go through one reused buffer.
 #pragma once
 
 #include <condition_variable>
@@ -18,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "scratchnet/data/augment.h"
 #include "scratchnet/data/dataset.h"
 #include "scratchnet/tensor.h"
 
@@ -29,6 +36,7 @@ struct LoaderOptions {
   uint64_t seed = 0;
   bool drop_last = false;
   Preprocess preprocess;
+  AugmentOptions augment;  // inactive by default
 };
 
 struct Batch {
@@ -53,7 +61,7 @@ class BatchLoader {
 
  private:
   void worker();
-  void fill(Batch& batch, int64_t index) const;
+  void fill(Batch& batch, int64_t index, int64_t epoch);
 
   const Dataset& set_;
   LoaderOptions options_;
@@ -64,8 +72,11 @@ class BatchLoader {
   int64_t next_ = 0;    // the batch the caller gets next
   int64_t filled_ = 0;  // batches [0, filled_) are prepared (or skipped)
   int64_t end_ = 0;     // batches in this epoch
+  int64_t epoch_ = 0;
   uint64_t generation_ = 0;
   bool busy_ = false, quit_ = false;
+  std::vector<uint8_t> augmented_;  // (C, H, W): the image fill() is augmenting; worker only
+  AugmentScratch augment_scratch_;  // worker only
   std::thread thread_;
 };
 

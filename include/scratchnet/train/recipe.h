@@ -2,7 +2,8 @@
 // preprocessing.
 //
 // A Recipe is stored (as JSON) in every model file, so a run can be repeated or resumed,
-// and presets carry the recipes of their design documents.
+// and presets carry the recipes of their design documents. Its data augmentation (augment.h)
+// applies to the training batches only.
 #pragma once
 
 #include <cstdint>
@@ -10,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "scratchnet/data/augment.h"
 #include "scratchnet/data/dataset.h"
 #include "scratchnet/layer.h"
 #include "scratchnet/optim/optimizer.h"
@@ -32,6 +34,7 @@ struct Recipe {
   Preprocess preprocess;
   ScheduleOptions schedule;  // learning-rate schedule (schedule.h); kind "none" keeps lr fixed
   FinetuneOptions finetune;  // frozen layers, backbone lr, gradual unfreezing (finetune.h)
+  AugmentOptions augment;    // data augmentation of the training images (augment.h); none
 };
 
 // Throws a one-line message naming the field ("lr must be positive, got -1",
@@ -41,7 +44,8 @@ void check_recipe(const Recipe& recipe);
 std::string recipe_to_json(const Recipe& recipe);
 // Fields missing from the JSON keep their defaults; unknown fields are errors. The schedule is
 // written as schedule_to_json() writes it ({"kind":"none"} without one), "finetune" only when
-// the recipe fine-tunes (FinetuneOptions::active()).
+// the recipe fine-tunes (FinetuneOptions::active()), "augment" only when it augments
+// (AugmentOptions::active()): recipes without them read and write as before.
 Recipe recipe_from_json(const std::string& json_text, const std::string& source);
 
 std::string preprocess_to_json(const Preprocess& preprocess);

@@ -9,7 +9,8 @@
 // Each step: forward in training mode, softmax cross-entropy (with the recipe's label
 // smoothing), zero the gradients, backward, optimiser step at the schedule's lr. The epoch's
 // batches come from a BatchLoader seeded with the recipe's seed, so epoch e's order depends only on
-// (seed, e). A checkpoint holds the weights and buffers, the optimiser state, every dropout stream
+// (seed, e), and so do its images augmented by recipe.augment (loader.h; the test set is never
+// augmented). A checkpoint holds the weights and buffers, the optimiser state, every dropout stream
 // and the metrics so far: training 2 epochs, saving, and resuming in a new process for 2 more gives
 // bit-identical weights to 4 epochs in one go (same seed and thread count).
 //
