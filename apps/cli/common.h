@@ -35,6 +35,7 @@ void apply_threads(const CommonFlags& flags);
 // Flag checks with plain messages ("--epochs: must be positive, got 0").
 extern const CLI::Validator kPositive;     // > 0
 extern const CLI::Validator kNonNegative;  // >= 0
+extern const CLI::Validator kFraction;     // in (0, 1)
 
 // A model given as a preset name, a spec file (.json) or a model file (.safetensors).
 struct ModelSource {
