@@ -20,6 +20,7 @@ void add_export(CLI::App& app);    // export.cpp
 void add_serve(CLI::App& app);     // serve.cpp
 void add_quantize(CLI::App& app);  // quantize.cpp
 void add_prune(CLI::App& app);     // prune.cpp
+void add_tune(CLI::App& app);      // tune.cpp
 
 // --threads N (default: every core) and --data-dir DIR, as several commands take them.
 struct CommonFlags {
