@@ -138,4 +138,21 @@ float mse_loss(const Tensor& pred, const Tensor& target, Tensor* d_pred) {
                                                    target.data(), pred.numel()));
 }
 
+double l1_penalty(const std::vector<NamedParameter>& weights, float l1) {
+  SN_CHECK(l1 >= 0, "l1_penalty: l1 must be at least 0, got {}", l1);
+  double sum = 0;
+  for (const NamedParameter& p : weights) {
+    const float* w = p.param->value.data();
+    float* g = p.param->grad.data();
+    SN_CHECK(p.param->grad.shape() == p.param->value.shape(),
+             "l1_penalty: {} has a gradient of shape {} for a value of shape {}", p.name,
+             shape_str(p.param->grad.shape()), shape_str(p.param->value.shape()));
+    for (int64_t i = 0; i < p.param->value.numel(); ++i) {
+      sum += std::fabs(static_cast<double>(w[i]));
+      g[i] += w[i] > 0 ? l1 : w[i] < 0 ? -l1 : 0.0f;
+    }
+  }
+  return static_cast<double>(l1) * sum;
+}
+
 }  // namespace scratchnet

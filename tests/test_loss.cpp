@@ -359,5 +359,24 @@ TEST(MseLoss, RejectsBadArguments) {
             "mse_loss: the gradient tensor must not be pred or target");
 }
 
+// The penalty's gradient is exactly l1 * sign(w) (0 at w = 0), added to what the grad held.
+TEST(L1Penalty, AddsL1TimesSignToTheGradient) {
+  Parameter w({2, 3}), v({2});
+  w.value = Tensor({2, 3}, {0.5f, -2.0f, 0.0f, -0.0f, 3.0f, -1e-30f});
+  w.grad = Tensor({2, 3}, {1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f});
+  v.value = Tensor({2}, {-4.0f, 0.25f});
+  v.grad.zero();
+  const double penalty = l1_penalty({{"w", &w}, {"v", &v}}, 0.125f);
+  EXPECT_EQ(penalty, 0.125 * (0.5 + 2.0 + 3.0 + 1e-30 + 4.0 + 0.25));
+  EXPECT_EQ(w.grad.to_vector(), (std::vector<float>{1.125f, 0.875f, 1.0f, 1.0f, 1.125f, 0.875f}));
+  EXPECT_EQ(v.grad.to_vector(), (std::vector<float>{-0.125f, 0.125f}));
+  EXPECT_EQ(l1_penalty({{"w", &w}}, 0.0f), 0.0);
+  EXPECT_EQ(w.grad[0], 1.125f);  // l1 = 0 adds nothing
+  EXPECT_EQ(error_of([&] {
+              l1_penalty({{"w", &w}}, -1.0f);
+            }),
+            "l1_penalty: l1 must be at least 0, got -1");
+}
+
 }  // namespace
 }  // namespace scratchnet

@@ -288,6 +288,10 @@ OPTIM_CASES = {
     "sgd_groups": {"name": "sgd", "lr": 0.1, "momentum": 0.9,
                    "groups": [{}, {"lr": 0.01, "weight_decay": 0.05}]},
     "adam_groups": {"name": "adam", "lr": 0.01, "groups": [{}, {"lr": 0.001}]},
+    # Recipe::l1: loss + l1 * p0.abs().sum() (p0 plays a weight, p1 a bias the penalty leaves
+    # alone); autograd adds l1 * sign(p0) to p0's gradient before each step.
+    "sgd_l1": {"name": "sgd", "lr": 0.1, "momentum": 0.9, "l1": 0.05},
+    "adam_l1": {"name": "adam", "lr": 0.01, "l1": 0.01},
 }
 OPTIM_DEFAULTS = {
     "sgd": {"momentum": 0.0, "dampening": 0.0, "weight_decay": 0.0, "nesterov": False},
@@ -342,6 +346,10 @@ def optim_golden(out_dir):
         for step, g in enumerate(grads):
             for k, p in params.items():
                 p.grad = g[k].double().clone()
+            if "l1" in o:
+                penalty = o["l1"] * params["p0"].abs().sum()
+                penalty.backward()
+                tensors[f"{case_name}.{step}.l1_penalty"] = penalty.detach().reshape(1)
             opt.step()
             for k, p in params.items():
                 tensors[f"{case_name}.{step}.{k}"] = p.detach().clone()

@@ -37,6 +37,8 @@ const CLI::Validator kPositive = number_check(
     "POSITIVE", [](double v) { return v > 0; }, "positive");
 const CLI::Validator kNonNegative = number_check(
     "NON-NEGATIVE", [](double v) { return v >= 0; }, "at least 0");
+const CLI::Validator kFraction = number_check(
+    "FRACTION", [](double v) { return v > 0 && v < 1; }, "in (0, 1)");
 
 void add_model_file_arg(CLI::App& cmd, std::string& model) {
   cmd.add_option("model", model, "Model file (or a run directory holding model.safetensors)")
@@ -138,8 +140,11 @@ void Progress::epoch(const EpochMetrics& m) {
       std::isnan(m.test_accuracy)
           ? std::string()
           : fmt::format("  test loss {:.4f} acc {}", m.test_loss, percent(m.test_accuracy));
-  fmt::print("epoch {}  train loss {:.4f} acc {}{}  {}  {:.0f} img/s\n", m.epoch, m.train_loss,
-             percent(m.train_accuracy), test, duration(m.seconds), m.images_per_second);
+  std::string val = std::isnan(m.val_accuracy) ? std::string()
+                                               : fmt::format("  val loss {:.4f} acc {}", m.val_loss,
+                                                             percent(m.val_accuracy));
+  fmt::print("epoch {}  train loss {:.4f} acc {}{}{}  {}  {:.0f} img/s\n", m.epoch, m.train_loss,
+             percent(m.train_accuracy), val, test, duration(m.seconds), m.images_per_second);
   std::fflush(stdout);
 }
 

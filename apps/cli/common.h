@@ -21,6 +21,7 @@ void add_serve(CLI::App& app);     // serve.cpp
 void add_quantize(CLI::App& app);  // quantize.cpp
 void add_prune(CLI::App& app);     // prune.cpp
 void add_augment(CLI::App& app);   // augment.cpp
+void add_tune(CLI::App& app);      // tune.cpp
 
 // --threads N (default: every core) and --data-dir DIR, as several commands take them.
 struct CommonFlags {
@@ -36,6 +37,7 @@ void apply_threads(const CommonFlags& flags);
 // Flag checks with plain messages ("--epochs: must be positive, got 0").
 extern const CLI::Validator kPositive;     // > 0
 extern const CLI::Validator kNonNegative;  // >= 0
+extern const CLI::Validator kFraction;     // in (0, 1)
 
 // A model given as a preset name, a spec file (.json) or a model file (.safetensors).
 struct ModelSource {

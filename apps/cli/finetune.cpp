@@ -58,6 +58,8 @@ void run_finetune(FinetuneFlags& f, const CLI::App& cmd) {
   Recipe recipe;
   if (!old.recipe.empty()) recipe = recipe_from_json(old.recipe, src.file + " (recipe)");
   recipe.preprocess = old.preprocess;
+  recipe.validation = 0;  // the model's validation set and early stopping were for its own data
+  recipe.early_stop = {};
   apply_recipe_flags(recipe, f.recipe, cmd);
   SN_CHECK(f.finetune.unfreeze_every == 0 || !f.finetune.freeze.empty(),
            "--unfreeze-every needs --freeze: there is nothing to unfreeze");

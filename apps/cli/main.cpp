@@ -9,7 +9,8 @@
 int main(int argc, char** argv) {
   CLI::App app{
       "scratchnet: build, train, evaluate, inspect and ship convolutional image classifiers\n"
-      "(predict, serve, export to ONNX, quantise to int8, prune, preview augmentation).\n"
+      "(predict, serve, export to ONNX, quantise to int8, prune, tune hyper-parameters,\n"
+      "preview augmentation).\n"
       "Run 'scratchnet COMMAND --help' for the flags of a command."};
   app.require_subcommand(1);
   app.set_version_flag("--version", "scratchnet 0.1.0");
@@ -22,6 +23,7 @@ int main(int argc, char** argv) {
   scratchnet::cli::add_serve(app);
   scratchnet::cli::add_quantize(app);
   scratchnet::cli::add_prune(app);
+  scratchnet::cli::add_tune(app);
   scratchnet::cli::add_augment(app);
   try {
     app.parse(argc, argv);

@@ -92,7 +92,8 @@ void prepare_out_dir(const std::string& dir) {
   SN_CHECK(access(dir.c_str(), W_OK) == 0, "--out {}: the directory is not writable", dir);
 }
 
-// The recipe fine-tuning uses: the model file's, for `epochs`, at a constant lr.
+// The recipe fine-tuning uses: the model file's, for `epochs`, at a constant lr, on the whole
+// training set (no validation set, no early stopping).
 Recipe finetune_recipe(const LoadedModel& m, const PruneFlags& f) {
   SN_CHECK(!m.info.recipe.empty(),
            "{} records no training recipe: it cannot be fine-tuned (use --finetune-epochs 0)",
@@ -101,6 +102,8 @@ Recipe finetune_recipe(const LoadedModel& m, const PruneFlags& f) {
   r.epochs = f.finetune_epochs;
   if (f.lr > 0) r.lr = f.lr;
   r.schedule = ScheduleOptions{};
+  r.validation = 0;
+  r.early_stop = {};
   r.preprocess = m.info.preprocess;
   check_recipe(r);
   return r;

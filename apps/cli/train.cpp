@@ -86,6 +86,11 @@ void run_train(TrainFlags& f, const CLI::App& cmd) {
   Trainer trainer(model, data.train, &data.test, recipe);
   if (resuming) {
     trainer.load_checkpoint((fs::path(out_dir) / "checkpoint.safetensors").string());
+    SN_CHECK(!trainer.stopped_early(),
+             "the run in {} stopped early after epoch {} ({} did not improve for {} epochs): "
+             "its best model is {}/best.safetensors",
+             out_dir, trainer.epochs_done(), recipe.early_stop.monitor, recipe.early_stop.patience,
+             out_dir);
     SN_CHECK(trainer.epochs_done() < recipe.epochs,
              "the run in {} has finished its {} epochs: give --epochs N with N > {} to train on",
              out_dir, recipe.epochs, recipe.epochs);
@@ -111,26 +116,15 @@ void add_train(CLI::App& app) {
       "Train a model and evaluate it on the test set after every epoch.\n"
       "Writes DIR/model.safetensors, DIR/checkpoint.safetensors (to resume), DIR/metrics.jsonl, "
       "DIR/run.json and DIR/report.html (curves, confusion matrix, mistakes, filters; rewritten "
-      "after every epoch).");
-  cmd->add_option("--model", f.model,
-                  "A preset (basic, bn), a model spec (.json) or a model file to start from")
-      ->capture_default_str();
-  cmd->add_option("--dataset", f.dataset,
-                  "A data set name (mnist, fashion-mnist) or a directory of IDX files")
-      ->capture_default_str();
+      "after every epoch); with --validation or --early-stop also DIR/best.safetensors, the "
+      "model of the best epoch.");
+  add_model_flags(*cmd, f.model, f.dataset);
   add_data_dir_flag(*cmd, f.common);
   cmd->add_option("--out", f.out, "Run directory (default: runs/<model>)");
   cmd->add_option("--resume", f.resume, "Continue the run in this directory from its checkpoint");
   cmd->add_flag("--force", f.force, "Replace a run already in the output directory");
   add_recipe_flags(*cmd, f.recipe, true);
-  cmd->add_option("--limit-train", f.limit_train, "Use only the first N training images")
-      ->check(kPositive);
-  cmd->add_option("--limit-test", f.limit_test, "Use only the first N test images")
-      ->check(kPositive);
-  cmd->add_option("--per-class", f.per_class,
-                  "Few-shot: train on the first N training images of each class (the test set "
-                  "is kept whole)")
-      ->check(kPositive);
+  add_limit_flags(*cmd, f.limit_train, f.limit_test, f.per_class);
   add_threads_flag(*cmd, f.common);
   cmd->add_flag("--quiet", f.quiet, "No progress bar");
   cmd->callback([flags, cmd] { run_train(*flags, *cmd); });

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string_view>
@@ -133,9 +134,11 @@ void add_schedule_flags(CLI::App& cmd, ScheduleOptions& s) {
                "three phases)")
       ->group(group);
   option("--monitor", s.monitor,
-         "plateau: the metric watched: test_loss, test_accuracy, train_loss or train_accuracy")
+         "plateau: the metric watched: test_loss, test_accuracy, train_loss, train_accuracy, or "
+         "with --validation val_loss or val_accuracy")
       ->capture_default_str()
-      ->check(CLI::IsMember({"test_loss", "test_accuracy", "train_loss", "train_accuracy"}));
+      ->check(CLI::IsMember({"test_loss", "test_accuracy", "train_loss", "train_accuracy",
+                             "val_loss", "val_accuracy"}));
   option("--mode", s.mode, "plateau: min (a loss) or max (an accuracy)")
       ->capture_default_str()
       ->check(CLI::IsMember({"min", "max"}));
@@ -169,6 +172,50 @@ bool given(const CLI::App& cmd, const char* name) {
 constexpr const char* kAugmentFlagNames[] = {
     "--augment", "--no-augment", "--rotate",       "--shift", "--scale",
     "--shear",   "--elastic",    "--crop-padding", "--erase", "--erase-area"};
+
+void add_regularisation_flags(CLI::App& cmd, Recipe& r) {
+  const char* group = "Regularisation and early stopping";
+  cmd.add_option("--l1", r.l1,
+                 "L1 penalty: adds F * sum |w| over the Conv2d and Linear weights (not biases or "
+                 "BatchNorm) to the loss")
+      ->check(kNonNegative)
+      ->group(group);
+  cmd.add_option("--validation", r.validation,
+                 "Hold out this fraction of the training set (per class, seeded by --seed) and "
+                 "evaluate it after every epoch; the best epoch's model is kept as "
+                 "DIR/best.safetensors")
+      ->check(kFraction)
+      ->group(group);
+  cmd.add_option("--early-stop", r.early_stop.patience,
+                 "Stop after N epochs in a row without improvement of --early-stop-monitor")
+      ->type_name("N")
+      ->check(kPositive)
+      ->group(group);
+  cmd.add_option("--early-stop-monitor", r.early_stop.monitor,
+                 "The metric that picks the best epoch and stops early: val_loss (default), "
+                 "val_accuracy, or test_loss / test_accuracy (the test set then chooses the model)")
+      ->check(CLI::IsMember({"val_loss", "val_accuracy", "test_loss", "test_accuracy"}))
+      ->group(group);
+  cmd.add_option("--min-delta", r.early_stop.min_delta,
+                 "The smallest change of the monitored metric that counts as an improvement")
+      ->check(kNonNegative)
+      ->group(group);
+}
+
+void apply_regularisation_flags(Recipe& r, const Recipe& flags,
+                                const std::function<bool(const char*)>& given) {
+  if (given("--l1")) r.l1 = flags.l1;
+  if (given("--validation")) r.validation = flags.validation;
+  if (given("--early-stop")) r.early_stop.patience = flags.early_stop.patience;
+  if (given("--early-stop-monitor")) r.early_stop.monitor = flags.early_stop.monitor;
+  if (given("--min-delta")) r.early_stop.min_delta = flags.early_stop.min_delta;
+  SN_CHECK(!r.early_stop.active() || r.validation > 0 || r.early_stop.monitor.starts_with("test_"),
+           "--early-stop needs a set to watch: give --validation F (a fraction of the training "
+           "set), or --early-stop-monitor test_loss or test_accuracy to watch the test set");
+  for (const char* flag : {"--early-stop-monitor", "--min-delta"})
+    SN_CHECK(!given(flag) || r.early_stop.active() || r.validation > 0,
+             "{} needs --early-stop N or --validation F", flag);
+}
 
 // With gradual unfreezing: which layers the epoch after `epoch` (1-based) unfreezes.
 void announce_unfreezing(Sequential& model, const Recipe& r, int64_t epoch) {
@@ -238,26 +285,31 @@ void apply_augment_flags(AugmentOptions& a, const AugmentFlags& f, const CLI::Ap
 }
 
 // Fields of the recipe that the command line sets (the rest come from the preset or file).
-void apply_recipe_flags(Recipe& r, const RecipeFlags& f, const CLI::App& cmd) {
-  if (given(cmd, "--optimizer")) {
+void apply_recipe_flags(Recipe& r, const RecipeFlags& f, const CLI::App& cmd,
+                        const std::vector<std::string>& skip) {
+  auto given_here = [&](const char* name) {
+    return std::find(skip.begin(), skip.end(), name) == skip.end() && given(cmd, name);
+  };
+  if (given_here("--optimizer")) {
     r.optimizer = f.recipe.optimizer;
-    if (!given(cmd, "--momentum")) r.momentum = 0;
-    if (!given(cmd, "--weight-decay")) r.weight_decay = r.optimizer == "adamw" ? 0.01f : 0.0f;
+    if (!given_here("--momentum")) r.momentum = 0;
+    if (!given_here("--weight-decay")) r.weight_decay = r.optimizer == "adamw" ? 0.01f : 0.0f;
   }
-  if (given(cmd, "--lr")) r.lr = f.recipe.lr;
-  if (given(cmd, "--momentum")) r.momentum = f.recipe.momentum;
-  if (given(cmd, "--nesterov")) r.nesterov = true;
-  if (given(cmd, "--weight-decay")) r.weight_decay = f.recipe.weight_decay;
-  if (given(cmd, "--batch-size")) r.batch_size = f.recipe.batch_size;
-  if (given(cmd, "--epochs")) r.epochs = f.recipe.epochs;
-  if (given(cmd, "--seed")) r.seed = f.recipe.seed;
-  if (given(cmd, "--label-smoothing")) r.label_smoothing = f.recipe.label_smoothing;
-  if (given(cmd, "--init")) r.init = f.init == "glorot" ? Init::kGlorot : Init::kPyTorch;
-  if (given(cmd, "--normalize")) {
+  if (given_here("--lr")) r.lr = f.recipe.lr;
+  if (given_here("--momentum")) r.momentum = f.recipe.momentum;
+  if (given_here("--nesterov")) r.nesterov = true;
+  if (given_here("--weight-decay")) r.weight_decay = f.recipe.weight_decay;
+  if (given_here("--batch-size")) r.batch_size = f.recipe.batch_size;
+  if (given_here("--epochs")) r.epochs = f.recipe.epochs;
+  if (given_here("--seed")) r.seed = f.recipe.seed;
+  if (given_here("--label-smoothing")) r.label_smoothing = f.recipe.label_smoothing;
+  if (given_here("--init")) r.init = f.init == "glorot" ? Init::kGlorot : Init::kPyTorch;
+  if (given_here("--normalize")) {
     SN_CHECK(f.normalize[1] > 0, "--normalize: STD must be positive, got {}", f.normalize[1]);
     r.preprocess = {true, f.normalize[0], f.normalize[1]};
   }
-  if (given(cmd, "--scale-only")) r.preprocess = {};
+  if (given_here("--scale-only")) r.preprocess = {};
+  apply_regularisation_flags(r, f.recipe, given_here);
   apply_schedule_flags(r, f, cmd);
   apply_augment_flags(r.augment, f.augment, cmd);
   check_recipe(r);
@@ -267,6 +319,7 @@ std::string describe_recipe(const Recipe& r) {
   if (r.momentum > 0) s += fmt::format(" momentum {}{}", r.momentum, r.nesterov ? " nesterov" : "");
   if (r.weight_decay > 0) s += fmt::format(" weight decay {}", r.weight_decay);
   if (r.label_smoothing > 0) s += fmt::format(" label smoothing {}", r.label_smoothing);
+  if (r.l1 > 0) s += fmt::format(" l1 {}", r.l1);
   s += r.schedule.kind == "none" ? ", " : "; " + describe_schedule(r.schedule) + "; ";
   const FinetuneOptions& ft = r.finetune;
   if (!ft.freeze.empty()) s += fmt::format("freeze {}; ", fmt::join(ft.freeze, ","));
@@ -274,6 +327,10 @@ std::string describe_recipe(const Recipe& r) {
   if (ft.unfreeze_every > 0)
     s += fmt::format("unfreezing a block every {} epoch{}; ", ft.unfreeze_every,
                      ft.unfreeze_every == 1 ? "" : "s");
+  if (r.validation > 0) s += fmt::format("validation {}; ", r.validation);
+  if (r.early_stop.active())
+    s += fmt::format("early stop after {} epoch{} without {} improving; ", r.early_stop.patience,
+                     r.early_stop.patience == 1 ? "" : "s", r.early_stop.monitor);
   if (r.augment.active()) s += "augment " + describe_augment(r.augment) + "; ";
   s += fmt::format("batch {}, {} epochs, seed {}", r.batch_size, r.epochs, r.seed);
   s += r.preprocess.normalize
@@ -310,9 +367,13 @@ void add_recipe_flags(CLI::App& cmd, RecipeFlags& f, bool preprocessing) {
   cmd.add_option("--lr", r.lr, "Learning rate")->check(kPositive);
   cmd.add_option("--momentum", r.momentum, "SGD momentum")->check(CLI::Range(0.0, 0.999999));
   cmd.add_flag("--nesterov", r.nesterov, "Nesterov momentum (SGD)");
-  cmd.add_option("--weight-decay", r.weight_decay, "L2 penalty (decoupled for adamw)")
+  cmd.add_option("--weight-decay", r.weight_decay,
+                 "L2 penalty: weight_decay * w added to the gradient (sgd, adam), or decoupled "
+                 "weight decay shrinking w each step (adamw)")
       ->check(kNonNegative);
-  cmd.add_option("--label-smoothing", r.label_smoothing, "In [0, 1)")
+  cmd.add_option("--label-smoothing", r.label_smoothing,
+                 "In [0, 1): the cross-entropy's target mixes in this much of the uniform "
+                 "distribution (Dropout layers come from the model spec)")
       ->check(CLI::Range(0.0, 0.999999));
   cmd.add_option("--seed", r.seed, "Seed for weights, shuffling and dropout");
   cmd.add_option("--init", f.init, "Weight initialisation: pytorch or glorot (Keras)")
@@ -324,15 +385,37 @@ void add_recipe_flags(CLI::App& cmd, RecipeFlags& f, bool preprocessing) {
     cmd.add_flag("--scale-only", f.scale_only, "Only scale pixels to [0, 1]")
         ->excludes("--normalize");
   }
+  add_regularisation_flags(cmd, r);
   add_schedule_flags(cmd, r.schedule);
   add_augment_flags(cmd, f.augment);
+}
+
+void add_model_flags(CLI::App& cmd, std::string& model, std::string& dataset) {
+  cmd.add_option("--model", model,
+                 "A preset (basic, bn), a model spec (.json) or a model file to start from")
+      ->capture_default_str();
+  cmd.add_option("--dataset", dataset,
+                 "A data set name (mnist, fashion-mnist) or a directory of IDX files")
+      ->capture_default_str();
+}
+
+void add_limit_flags(CLI::App& cmd, int64_t& limit_train, int64_t& limit_test, int64_t& per_class) {
+  cmd.add_option("--limit-train", limit_train, "Use only the first N training images")
+      ->check(kPositive);
+  cmd.add_option("--limit-test", limit_test, "Use only the first N test images")->check(kPositive);
+  cmd.add_option("--per-class", per_class,
+                 "Few-shot: train on the first N training images of each class (the test set "
+                 "is kept whole)")
+      ->check(kPositive);
 }
 
 std::vector<std::string> recipe_flag_names() {
   std::vector<std::string> names = {
       "--optimizer",    "--lr",         "--momentum",   "--nesterov",
       "--weight-decay", "--batch-size", "--seed",       "--label-smoothing",
-      "--init",         "--normalize",  "--scale-only", "--schedule"};
+      "--init",         "--normalize",  "--scale-only", "--schedule",
+      "--l1",           "--validation", "--early-stop", "--early-stop-monitor",
+      "--min-delta"};
   for (const auto& [flag, kinds] : schedule_flags()) names.push_back(flag);
   names.insert(names.end(), std::begin(kAugmentFlagNames), std::end(kAugmentFlagNames));
   return names;
@@ -355,20 +438,24 @@ void run_training(Trainer& trainer, Sequential& model, const DatasetSplits& data
   if (!resuming)
     write_text_atomic((fs::path(out_dir) / "run.json").string(), run_settings_json(run) + "\n");
 
-  fmt::print(
-      "{} {} ({} parameters, {:.1f} MFLOP per image) on {}: {} training and {} test images\n",
-      resuming ? "resuming" : "training", run.model, model.num_params(),
-      model.flops_per_sample() / 1e6, run.dataset, data.train.size(), data.test.size());
+  const Dataset* validation = trainer.validation_set();
+  const std::string images = fmt::format(
+      "{} training{} and {} test images", trainer.train_set().size(),
+      validation ? fmt::format(", {} validation", validation->size()) : "", data.test.size());
+  fmt::print("{} {} ({} parameters, {:.1f} MFLOP per image) on {}: {}\n",
+             resuming ? "resuming" : "training", run.model, model.num_params(),
+             model.flops_per_sample() / 1e6, run.dataset, images);
   fmt::print("recipe: {}; {} threads; output {}\n", describe_recipe(recipe), num_threads(),
              out_dir);
   if (resuming) fmt::print("continuing after epoch {}\n", trainer.epochs_done());
 
   const std::string report_path = (fs::path(out_dir) / "report.html").string();
+  const std::string best_path = (fs::path(out_dir) / "best.safetensors").string();
+  if (!resuming) fs::remove(best_path);  // a replaced run's
   Report report{.title = fmt::format("{} on {}", run.model, run.dataset),
                 .model = fmt::format("{}: {} parameters, {:.1f} MFLOP per image", run.model,
                                      model.num_params(), model.flops_per_sample() / 1e6),
-                .dataset = fmt::format("{}: {} training and {} test images", run.dataset,
-                                       data.train.size(), data.test.size()),
+                .dataset = fmt::format("{}: {}", run.dataset, images),
                 .recipe = describe_recipe(recipe),
                 .layers = model.summary(),
                 .threads = num_threads(),
@@ -387,6 +474,8 @@ void run_training(Trainer& trainer, Sequential& model, const DatasetSplits& data
                      trainer.save_checkpoint(
                          (fs::path(out_dir) / "checkpoint.safetensors").string(), info);
                      save_model((fs::path(out_dir) / "model.safetensors").string(), model, info);
+                     if (trainer.best() && trainer.best()->best_epoch() == m.epoch)
+                       save_model(best_path, model, info);
                      // The whole history (a resumed run's too: the checkpoint restores it) and
                      // the test evaluation of the epoch just finished.
                      report.epochs = trainer.history();
@@ -403,6 +492,18 @@ void run_training(Trainer& trainer, Sequential& model, const DatasetSplits& data
              percent(last.test_accuracy), std::llround(last.test_accuracy * data.test.size()),
              data.test.size(), last.epoch, last.epoch == 1 ? "" : "s",
              duration(total / trainer.history().size()));
+  if (trainer.stopped_early())
+    fmt::print("stopped early after epoch {}: {} did not improve for {} epochs\n", last.epoch,
+               recipe.early_stop.monitor, recipe.early_stop.patience);
+  if (const EarlyStopping* best = trainer.best(); best && best->best_epoch() > 0) {
+    const EpochMetrics& b = trainer.history()[best->best_epoch() - 1];
+    fmt::print("best epoch {} by {}: {}test accuracy {}; saved to {}\n", b.epoch,
+               recipe.early_stop.monitor,
+               std::isnan(b.val_accuracy) ? ""
+                                          : fmt::format("validation accuracy {} (loss {:.4f}), ",
+                                                        percent(b.val_accuracy), b.val_loss),
+               percent(b.test_accuracy), best_path);
+  }
   fmt::print("model saved to {}\n", (fs::path(out_dir) / "model.safetensors").string());
   fmt::print("report written to {}\n", report_path);
 }

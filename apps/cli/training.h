@@ -36,15 +36,22 @@ struct RecipeFlags {
   AugmentFlags augment;
 };
 // --epochs, --batch-size, --optimizer, --lr, --momentum, --nesterov, --weight-decay,
-// --label-smoothing, --seed, --init, the schedule flags, the augmentation flags and, with
-// `preprocessing`, --normalize and --scale-only.
+// --label-smoothing, --seed, --init, --l1, --validation, --early-stop, --early-stop-monitor,
+// --min-delta, the schedule flags, the augmentation flags and, with `preprocessing`,
+// --normalize and --scale-only.
 void add_recipe_flags(CLI::App& cmd, RecipeFlags& flags, bool preprocessing);
+// --model (a preset, spec or model file; default basic) and --dataset (default mnist).
+void add_model_flags(CLI::App& cmd, std::string& model, std::string& dataset);
+// --limit-train N, --limit-test N and --per-class N (0: not given).
+void add_limit_flags(CLI::App& cmd, int64_t& limit_train, int64_t& limit_test, int64_t& per_class);
 // The names of those flags (for the commands that refuse them).
 std::vector<std::string> recipe_flag_names();
-// Sets the fields of `r` whose flags were given, then checks the recipe.
-void apply_recipe_flags(Recipe& r, const RecipeFlags& flags, const CLI::App& cmd);
+// Sets the fields of `r` whose flags were given, except the flags in `skip` (which a command
+// reads its own way), then checks the recipe.
+void apply_recipe_flags(Recipe& r, const RecipeFlags& flags, const CLI::App& cmd,
+                        const std::vector<std::string>& skip = {});
 // One line: "adam lr 0.001, batch 64, 5 epochs, seed 1, pixels /255" (with the schedule,
-// fine-tuning and augmentation when the recipe has them).
+// fine-tuning, regularisation and augmentation when the recipe has them).
 std::string describe_recipe(const Recipe& r);
 
 // What a run directory remembers besides the checkpoint (run.json): where its data came from.
@@ -60,7 +67,9 @@ DatasetSplits load_limited(const RunSettings& run);
 
 // Trains to the recipe's last epoch with a progress bar, writing after every epoch
 // OUT/metrics.jsonl, OUT/checkpoint.safetensors, OUT/model.safetensors and OUT/report.html
-// (and OUT/run.json first, unless resuming); then prints the test accuracy.
+// (and OUT/run.json first, unless resuming), and OUT/best.safetensors whenever the trainer's best
+// epoch (Trainer::best()) is the one just finished; then prints the test accuracy, and the best
+// epoch and whether early stopping ended the run.
 void run_training(Trainer& trainer, Sequential& model, const DatasetSplits& data,
                   const RunSettings& run, ModelInfo info, const std::string& out_dir, bool resuming,
                   bool quiet);

@@ -4,6 +4,7 @@
 //   logits, log_probs  (N, K)   one row per sample, K classes
 //   labels             (N)      class indices in [0, K)
 //   pred, target       any shape, the two equal
+//   weights            named parameters (l1_penalty: the weights Recipe::l1 applies to)
 //
 // Each follows torch.nn.functional.<name> with reduction='mean' and returns the mean loss,
 // accumulated in double. A non-null gradient tensor is resized to the input's shape and
@@ -15,7 +16,9 @@
 
 #include <cstdint>
 #include <span>
+#include <vector>
 
+#include "scratchnet/layer.h"
 #include "scratchnet/tensor.h"
 
 namespace scratchnet {
@@ -39,6 +42,11 @@ float nll_loss(const Tensor& log_probs, std::span<const int32_t> labels,
 
 // Mean over all elements of (pred - target)^2. d_pred = 2 * (pred - target) / numel.
 float mse_loss(const Tensor& pred, const Tensor& target, Tensor* d_pred = nullptr);
+
+// The L1 penalty l1 * sum |w| over every element of `weights` (summed in double), as
+// `l1 * sum(p.abs().sum() for p in weights)` added to a PyTorch loss; ADDS its gradient
+// l1 * sign(w) (0 where w is 0, as torch.sign) into each weight's grad. l1 >= 0.
+double l1_penalty(const std::vector<NamedParameter>& weights, float l1);
 
 // Reference kernels, instantiated for float and double (the gradient check runs in double).
 // They trust their arguments (the functions above check them): labels in [0, k), n, k >= 1.

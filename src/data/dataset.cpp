@@ -1,11 +1,13 @@
 #include "scratchnet/data/dataset.h"
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 
 #include "scratchnet/check.h"
 #include "scratchnet/data/folder.h"
 #include "scratchnet/data/idx.h"
+#include "scratchnet/rng.h"
 
 namespace scratchnet {
 
@@ -139,6 +141,51 @@ Dataset take_per_class(const Dataset& set, int64_t n) {
              c < set.class_names.size() ? "'" + set.class_names[c] + "'" : std::to_string(c),
              taken[c], taken[c] == 1 ? "" : "s", n);
   return sub;
+}
+
+ValidationSplit take_validation_split(const Dataset& set, double fraction, uint64_t seed) {
+  SN_CHECK(fraction > 0 && fraction < 1, "validation fraction must be in (0, 1), got {}", fraction);
+  std::vector<std::vector<int64_t>> by_class;
+  for (int64_t i = 0; i < set.size(); ++i) {
+    const auto label = static_cast<size_t>(set.labels[i]);
+    if (label >= by_class.size()) by_class.resize(label + 1);
+    by_class[label].push_back(i);
+  }
+  Rng rng(seed);
+  std::vector<int64_t> held_out;
+  for (std::vector<int64_t>& items : by_class) {
+    const auto n = static_cast<int64_t>(items.size());
+    const int64_t take = std::min<int64_t>(std::llround(fraction * static_cast<double>(n)), n - 1);
+    for (int64_t i = n - 1; i > 0; --i)  // Fisher-Yates
+      std::swap(items[i], items[rng.below(static_cast<uint64_t>(i) + 1)]);
+    held_out.insert(held_out.end(), items.begin(), items.begin() + std::max<int64_t>(take, 0));
+  }
+  SN_CHECK(!held_out.empty(),
+           "validation fraction {} holds out no image of {} ({} images): give a larger fraction",
+           fraction, set.source, set.size());
+  std::sort(held_out.begin(), held_out.end());
+  return split_validation(set, std::move(held_out));
+}
+
+ValidationSplit split_validation(const Dataset& set, std::vector<int64_t> held_out) {
+  const int64_t pixels = set.channels * set.height * set.width;
+  ValidationSplit split{set, set, std::move(held_out)};
+  for (Dataset* part : {&split.train, &split.validation}) {
+    part->labels.clear();
+    part->images.clear();
+  }
+  size_t next = 0;  // the next held-out index
+  for (int64_t i = 0; i < set.size(); ++i) {
+    const bool out = next < split.held_out.size() && split.held_out[next] == i;
+    if (out) ++next;
+    Dataset& part = out ? split.validation : split.train;
+    part.labels.push_back(set.labels[i]);
+    part.images.insert(part.images.end(), set.image(i), set.image(i) + pixels);
+  }
+  SN_CHECK(next == split.held_out.size(),
+           "{}: held-out index {} is out of order or past the set's {} images", set.source,
+           next < split.held_out.size() ? split.held_out[next] : -1, set.size());
+  return split;
 }
 
 void make_batch(Tensor& out, const Dataset& set, const int64_t* indices, int64_t count,

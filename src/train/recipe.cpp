@@ -85,6 +85,19 @@ void check_recipe(const Recipe& r) {
   check_schedule(r.schedule);
   check_finetune(r.finetune);
   check_augment(r.augment);
+  SN_CHECK(r.l1 >= 0 && std::isfinite(r.l1), "l1 must be at least 0, got {}", r.l1);
+  SN_CHECK(r.validation >= 0 && r.validation < 1, "validation must be in [0, 1), got {}",
+           r.validation);
+  check_early_stop(r.early_stop);
+  SN_CHECK(r.validation > 0 || !r.early_stop.active() || !r.early_stop.monitor.starts_with("val_"),
+           "early_stop.monitor is {}, but validation is 0: hold out a validation set or monitor "
+           "a test metric",
+           r.early_stop.monitor);
+  SN_CHECK(
+      r.validation > 0 || r.schedule.kind != "plateau" || !r.schedule.monitor.starts_with("val_"),
+      "schedule.monitor is {}, but validation is 0: hold out a validation set or monitor "
+      "another metric",
+      r.schedule.monitor);
 }
 
 std::string preprocess_to_json(const Preprocess& p) {
@@ -126,6 +139,10 @@ std::string recipe_to_json(const Recipe& r) {
          {"schedule", json::parse(schedule_to_json(r.schedule))}};
   if (r.finetune.active()) j["finetune"] = json::parse(finetune_to_json(r.finetune));
   if (r.augment.active()) j["augment"] = json::parse(augment_to_json(r.augment));
+  if (r.l1 != 0) j["l1"] = decimal(r.l1);
+  if (r.validation != 0) j["validation"] = r.validation;
+  if (r.early_stop != EarlyStopOptions{})
+    j["early_stop"] = json::parse(early_stop_to_json(r.early_stop));
   return j.dump();
 }
 
@@ -133,7 +150,8 @@ Recipe recipe_from_json(const std::string& text, const std::string& source) {
   json j = parse_object(text, source, "recipe");
   check_keys(j,
              {"optimizer", "lr", "momentum", "nesterov", "weight_decay", "batch_size", "epochs",
-              "seed", "init", "label_smoothing", "preprocess", "schedule", "finetune", "augment"},
+              "seed", "init", "label_smoothing", "preprocess", "schedule", "finetune", "augment",
+              "l1", "validation", "early_stop"},
              source);
   Recipe r;
   read(j, "optimizer", r.optimizer, source);
@@ -145,6 +163,8 @@ Recipe recipe_from_json(const std::string& text, const std::string& source) {
   read(j, "epochs", r.epochs, source);
   read(j, "seed", r.seed, source);
   read(j, "label_smoothing", r.label_smoothing, source);
+  read(j, "l1", r.l1, source);
+  read(j, "validation", r.validation, source);
   std::string init = "pytorch";
   read(j, "init", init, source);
   SN_CHECK(init == "pytorch" || init == "glorot", "{}: init must be pytorch or glorot, got '{}'",
@@ -154,6 +174,7 @@ Recipe recipe_from_json(const std::string& text, const std::string& source) {
   if (j.contains("schedule")) r.schedule = schedule_from_json(j["schedule"].dump(), source);
   if (j.contains("finetune")) r.finetune = finetune_from_json(j["finetune"].dump(), source);
   if (j.contains("augment")) r.augment = augment_from_json(j["augment"].dump(), source);
+  if (j.contains("early_stop")) r.early_stop = early_stop_from_json(j["early_stop"].dump(), source);
   try {
     check_recipe(r);
   } catch (const Error& e) {

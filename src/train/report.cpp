@@ -64,30 +64,43 @@ std::string header(const Report& r) {
   return s + "</header>\n";
 }
 
+bool has_validation(const Report& r) {
+  return std::any_of(r.epochs.begin(), r.epochs.end(),
+                     [](const EpochMetrics& m) { return !std::isnan(m.val_accuracy); });
+}
+
 std::string curves(const Report& r) {
   std::string s = "<section id=\"curves\">\n<h2>Training curves</h2>\n";
   if (r.epochs.empty()) return s + empty_note("No epoch has finished yet.") + "</section>\n";
-  std::vector<double> x, train_loss, test_loss, train_acc, test_acc, lr;
+  std::vector<double> x, train_loss, test_loss, val_loss, train_acc, test_acc, val_acc, lr;
   for (const EpochMetrics& m : r.epochs) {
     x.push_back(static_cast<double>(m.epoch));
     train_loss.push_back(m.train_loss);
     test_loss.push_back(m.test_loss);
+    val_loss.push_back(m.val_loss);
     train_acc.push_back(m.train_accuracy * 100);
     test_acc.push_back(m.test_accuracy * 100);
+    val_acc.push_back(m.val_accuracy * 100);
     lr.push_back(m.lr);
   }
   const std::string train = "#1f6fb4", test = "#e8710a";
+  std::vector<SvgSeries> losses = {{"train", train, train_loss}, {"test", test, test_loss}},
+                         accuracies = {{"train", train, train_acc}, {"test", test, test_acc}};
+  if (has_validation(r)) {
+    losses.push_back({"validation", "#7b3fa0", val_loss});
+    accuracies.push_back({"validation", "#7b3fa0", val_acc});
+  }
   s += "<div class=\"charts\">\n";
   s += svg_line_chart({.title = "Loss", .y_label = "cross-entropy", .x = x, .from_zero = true},
-                      {{"train", train, train_loss}, {"test", test, test_loss}});
+                      losses);
   s += "\n";
-  s += svg_line_chart({.title = "Accuracy", .y_label = "accuracy (%)", .x = x},
-                      {{"train", train, train_acc}, {"test", test, test_acc}});
+  s += svg_line_chart({.title = "Accuracy", .y_label = "accuracy (%)", .x = x}, accuracies);
   s += "\n";
   s += svg_line_chart({.title = "Learning rate", .y_label = "lr", .x = x, .from_zero = true},
                       {{"lr", "#2a9d5c", lr}});
   s += "\n</div>\n<p class=\"muted\">Train values are means over each epoch's batches while it "
-       "trained; test values are measured after the epoch. The learning rate is the one the "
+       "trained; test (and validation) values are measured after the epoch. The learning rate is "
+       "the one the "
        "epoch's steps used (its last step's with a per-step schedule).</p>\n";
   return s + "</section>\n";
 }
@@ -164,25 +177,32 @@ std::string recipe(const Report& r) {
   item("threads", r.threads > 0 ? std::to_string(r.threads) : "");
   s += "</dl>\n";
   if (!r.epochs.empty()) {
-    s += "<table class=\"epochs\">\n<thead><tr><th>epoch</th><th>train loss</th><th>train "
-         "accuracy</th><th>test loss</th><th>test accuracy</th><th>lr</th><th>time</th>"
-         "<th>images/s</th></tr></thead>\n<tbody>\n";
+    const bool val = has_validation(r);
+    s += fmt::format(
+        "<table class=\"epochs\">\n<thead><tr><th>epoch</th><th>train loss</th><th>train "
+        "accuracy</th>{}<th>test loss</th><th>test accuracy</th><th>lr</th><th>time</th>"
+        "<th>images/s</th></tr></thead>\n<tbody>\n",
+        val ? "<th>validation loss</th><th>validation accuracy</th>" : "");
     double seconds = 0, images = 0;
     for (const EpochMetrics& m : r.epochs) {
       seconds += m.seconds;
       images += m.seconds * m.images_per_second;
       s += fmt::format(
-          "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
+          "<tr><td>{}</td><td>{}</td><td>{}</td>{}<td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
           "<td>{}</td></tr>\n",
           m.epoch, number(m.train_loss, "{:.4f}"), percent(m.train_accuracy),
+          val ? fmt::format("<td>{}</td><td>{}</td>", number(m.val_loss, "{:.4f}"),
+                            percent(m.val_accuracy))
+              : "",
           number(m.test_loss, "{:.4f}"), percent(m.test_accuracy), number(m.lr, "{:.4g}"),
           duration(m.seconds), number(m.images_per_second, "{:.0f}"));
     }
     s += fmt::format(
-        "</tbody>\n<tfoot><tr><td>total</td><td></td><td></td><td></td><td></td><td></td>"
+        "</tbody>\n<tfoot><tr><td>total</td><td></td><td></td>{}<td></td><td></td><td></td>"
         "<td>{}</td><td>{}</td></tr></tfoot>\n</table>\n<p class=\"muted\">Times are training "
         "only (the test evaluation after each epoch is not counted).</p>\n",
-        duration(seconds), number(seconds > 0 ? images / seconds : NAN, "{:.0f}"));
+        val ? "<td></td><td></td>" : "", duration(seconds),
+        number(seconds > 0 ? images / seconds : NAN, "{:.0f}"));
   }
   if (!r.layers.empty()) s += fmt::format("<pre>{}</pre>\n", html_escape(r.layers));
   return s + "</section>\n";

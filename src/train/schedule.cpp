@@ -165,9 +165,10 @@ void check_schedule(const ScheduleOptions& o) {
   }
   if (o.kind == "plateau") {
     SN_CHECK(o.monitor == "test_loss" || o.monitor == "test_accuracy" ||
-                 o.monitor == "train_loss" || o.monitor == "train_accuracy",
-             "schedule.monitor must be test_loss, test_accuracy, train_loss or train_accuracy, "
-             "got '{}'",
+                 o.monitor == "train_loss" || o.monitor == "train_accuracy" ||
+                 o.monitor == "val_loss" || o.monitor == "val_accuracy",
+             "schedule.monitor must be test_loss, test_accuracy, train_loss, train_accuracy, "
+             "val_loss or val_accuracy, got '{}'",
              o.monitor);
     SN_CHECK(o.mode == "min" || o.mode == "max", "schedule.mode must be min or max, got '{}'",
              o.mode);

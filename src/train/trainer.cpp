@@ -11,6 +11,7 @@
 #include "scratchnet/loss.h"
 #include "scratchnet/model_spec.h"
 #include "scratchnet/train/evaluate.h"
+#include "scratchnet/train/prune.h"
 
 namespace scratchnet {
 
@@ -44,11 +45,15 @@ EpochMetrics metrics_from_json(const json& j) {
   m.seconds = num("seconds");
   m.images_per_second = num("images_per_second");
   m.lr = num("lr");
+  if (j.contains("val_loss")) m.val_loss = num("val_loss");
+  if (j.contains("val_accuracy")) m.val_accuracy = num("val_accuracy");
   return m;
 }
 
-// The epoch's value of a plateau schedule's monitor.
+// The epoch's value of a plateau schedule's or early stopping's monitor.
 double monitored(const EpochMetrics& m, const std::string& monitor) {
+  if (monitor == "val_loss") return m.val_loss;
+  if (monitor == "val_accuracy") return m.val_accuracy;
   if (monitor == "test_loss") return m.test_loss;
   if (monitor == "test_accuracy") return m.test_accuracy;
   if (monitor == "train_loss") return m.train_loss;
@@ -58,20 +63,34 @@ double monitored(const EpochMetrics& m, const std::string& monitor) {
 }  // namespace
 
 std::string EpochMetrics::to_json() const {
-  return json{{"epoch", epoch},
-              {"train_loss", nan_as_null(train_loss)},
-              {"train_accuracy", nan_as_null(train_accuracy)},
-              {"test_loss", nan_as_null(test_loss)},
-              {"test_accuracy", nan_as_null(test_accuracy)},
-              {"seconds", seconds},
-              {"images_per_second", images_per_second},
-              {"lr", lr}}
-      .dump();
+  json j{{"epoch", epoch},
+         {"train_loss", nan_as_null(train_loss)},
+         {"train_accuracy", nan_as_null(train_accuracy)},
+         {"test_loss", nan_as_null(test_loss)},
+         {"test_accuracy", nan_as_null(test_accuracy)},
+         {"seconds", seconds},
+         {"images_per_second", images_per_second},
+         {"lr", lr}};
+  if (!std::isnan(val_accuracy)) {
+    j["val_loss"] = nan_as_null(val_loss);
+    j["val_accuracy"] = val_accuracy;
+  }
+  return j.dump();
 }
 
 Trainer::Trainer(Sequential& model, const Dataset& train, const Dataset* test, Recipe recipe)
-    : model_(model), train_(train), test_(test), recipe_(std::move(recipe)) {
+    : model_(model), recipe_(std::move(recipe)), train_(&train), test_(test) {
   check_recipe(recipe_);
+  if (recipe_.validation > 0) {
+    split_ = take_validation_split(train, recipe_.validation, recipe_.seed);
+    train_ = &split_.train;
+    validation_ = &split_.validation;
+  }
+  if (validation_ || recipe_.early_stop.active()) {
+    SN_CHECK(test != nullptr || !recipe_.early_stop.monitor.starts_with("test_"),
+             "early stopping monitors {}, but there is no test set", recipe_.early_stop.monitor);
+    best_ = std::make_unique<EarlyStopping>(recipe_.early_stop);
+  }
   SN_CHECK(model.built(), "the model must be built before training");
   SN_CHECK(train.sample_shape() == model.input_shape(),
            "{}: images of shape {} do not fit a model built for {}", train.source,
@@ -80,14 +99,14 @@ Trainer::Trainer(Sequential& model, const Dataset& train, const Dataset* test, R
   if (finetune.active()) apply_freeze(model_, frozen_layers(model_, finetune, 0));
   build_optimizer();
   // As BatchLoader counts them: the last partial batch is kept.
-  steps_per_epoch_ = (train.size() + recipe_.batch_size - 1) / recipe_.batch_size;
+  steps_per_epoch_ = (train_->size() + recipe_.batch_size - 1) / recipe_.batch_size;
   const ScheduleOptions& schedule = recipe_.schedule;
   if (schedule.kind != "none") {
     SN_CHECK(!schedule.cycle_momentum,
              "schedule.cycle_momentum is not supported by the trainer: the optimisers cannot "
              "change momentum during a run");
     SN_CHECK(
-        schedule.kind != "plateau" || test != nullptr || schedule.monitor.rfind("train_", 0) == 0,
+        schedule.kind != "plateau" || test != nullptr || !schedule.monitor.starts_with("test_"),
         "the plateau schedule monitors {}, but there is no test set", schedule.monitor);
     // One schedule per parameter group, from the group's own lr (PyTorch's base_lrs).
     for (size_t g = 0; g < optimizer_->num_groups(); ++g) {
@@ -128,6 +147,9 @@ void Trainer::set_scheduled_lrs() {
 size_t Trainer::start_epoch_layers(int64_t epoch) {
   if (recipe_.finetune.active())
     apply_freeze(model_, frozen_layers(model_, recipe_.finetune, epoch));
+  l1_weights_.clear();
+  for (const NamedParameter& p : prunable_weights(model_))
+    if (p.param->trainable && recipe_.l1 > 0) l1_weights_.push_back(p);
   // Backward stops at the first layer that trains: nothing below it needs a gradient.
   for (size_t i = 0; i < model_.size(); ++i)
     for (const NamedParameter& p : model_.layer(i).params())
@@ -137,15 +159,15 @@ size_t Trainer::start_epoch_layers(int64_t epoch) {
 
 void Trainer::fit(const TrainCallbacks& callbacks, int64_t until_epoch) {
   const int64_t last = until_epoch < 0 ? recipe_.epochs : std::min(until_epoch, recipe_.epochs);
-  BatchLoader loader(train_, {.batch_size = recipe_.batch_size,
-                              .shuffle = true,
-                              .seed = recipe_.seed,
-                              .preprocess = recipe_.preprocess,
-                              .augment = recipe_.augment});
+  BatchLoader loader(*train_, {.batch_size = recipe_.batch_size,
+                               .shuffle = true,
+                               .seed = recipe_.seed,
+                               .preprocess = recipe_.preprocess,
+                               .augment = recipe_.augment});
   const CrossEntropyOptions loss_options{.label_smoothing = recipe_.label_smoothing};
   Tensor d_logits;
   std::vector<int32_t> predicted;
-  for (int64_t epoch = epochs_done(); epoch < last; ++epoch) {
+  for (int64_t epoch = epochs_done(); epoch < last && !stopped_early(); ++epoch) {
     auto start = std::chrono::steady_clock::now();
     loader.start_epoch(epoch);
     const size_t down_to = start_epoch_layers(epoch);
@@ -155,7 +177,7 @@ void Trainer::fit(const TrainCallbacks& callbacks, int64_t until_epoch) {
     int64_t seen = 0, correct = 0;
     while (const Batch* batch = loader.next()) {
       const Tensor& logits = model_.forward(batch->images, Mode::kTrain);
-      float loss = cross_entropy_loss(logits, batch->labels, &d_logits, loss_options);
+      double loss = cross_entropy_loss(logits, batch->labels, &d_logits, loss_options);
       SN_CHECK(std::isfinite(loss), "training diverged: the loss is {} at epoch {}, step {}", loss,
                step.epoch, step.step + 1);
       argmax_rows(predicted, logits);
@@ -163,6 +185,7 @@ void Trainer::fit(const TrainCallbacks& callbacks, int64_t until_epoch) {
       for (int64_t i = 0; i < n; ++i) correct += predicted[i] == batch->labels[i];
       optimizer_->zero_grad();
       model_.backward(d_logits, down_to);
+      if (!l1_weights_.empty()) loss += l1_penalty(l1_weights_, recipe_.l1);
       // The lr is set before each step (never after the last one: one-cycle's lr past its
       // end is meaningless, and may be negative).
       set_scheduled_lrs();
@@ -171,7 +194,7 @@ void Trainer::fit(const TrainCallbacks& callbacks, int64_t until_epoch) {
       for (auto& schedule : schedules_)
         if (schedule->per_step()) schedule->step();
       step.lr = last_lr = Optimizer::widen(lr);
-      loss_sum += static_cast<double>(loss) * n;
+      loss_sum += loss * static_cast<double>(n);
       seen += n;
       ++step.step;
       if (callbacks.on_step) {
@@ -195,6 +218,11 @@ void Trainer::fit(const TrainCallbacks& callbacks, int64_t until_epoch) {
       m.test_loss = last_test_.loss;
       m.test_accuracy = last_test_.accuracy;
     }
+    if (validation_) {
+      const EvalResult val = evaluate(model_, *validation_, recipe_.preprocess);
+      m.val_loss = val.loss;
+      m.val_accuracy = val.accuracy;
+    }
     for (auto& schedule : schedules_) {
       if (schedule->per_step()) continue;
       if (recipe_.schedule.kind == "plateau")
@@ -202,6 +230,7 @@ void Trainer::fit(const TrainCallbacks& callbacks, int64_t until_epoch) {
       else
         schedule->step();
     }
+    if (best_) best_->update(m.epoch, monitored(m, recipe_.early_stop.monitor));
     history_.push_back(m);
     if (callbacks.on_epoch) callbacks.on_epoch(m);
   }
@@ -228,6 +257,8 @@ void Trainer::save_checkpoint(const std::string& path, const ModelInfo& info) {
   if (!schedules_.empty()) trainer["schedule"] = json::parse(schedules_.back()->state_to_json());
   if (schedules_.size() > 1)
     trainer["backbone_schedule"] = json::parse(schedules_[0]->state_to_json());
+  if (best_) trainer["early_stop"] = json::parse(best_->state_to_json());
+  if (validation_) trainer["held_out"] = split_.held_out;
   file.metadata["trainer"] = trainer.dump();
   write_safetensors(path, file);
 }
@@ -290,6 +321,15 @@ void Trainer::load_checkpoint(const std::string& path) {
                schedule.ticks(), epochs_done(), ticks);
     }
     set_scheduled_lrs();
+    SN_CHECK(state.contains("early_stop") == (best_ != nullptr),
+             "{}: the checkpoint was trained {} a validation set or early stopping, this run {}",
+             path, state.contains("early_stop") ? "with" : "without",
+             best_ ? "has one" : "has neither");
+    if (best_) best_->load_state(state.at("early_stop").dump(), path);
+    SN_CHECK(!validation_ || state.at("held_out").get<std::vector<int64_t>>() == split_.held_out,
+             "{}: the checkpoint held out other validation images than this run: the training "
+             "set, the validation fraction or the seed differ",
+             path);
   } catch (const json::exception& e) {
     fail("{}: the training state is malformed: {}", path, e.what());
   }

@@ -1,6 +1,8 @@
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "scratchnet/data/dataset.h"
@@ -128,6 +130,81 @@ TEST(Dataset, TakePerClassKeepsTheFirstNOfEachClassInOrder) {
   EXPECT_EQ(error_of([&] { take_per_class(d, 4); }),
             "toy: class 'a' has 3 images, fewer than the 4 per class asked for");
   EXPECT_EQ(error_of([&] { take_per_class(d, 0); }), "cannot take 0 items per class from toy");
+}
+
+// A set of one-pixel images whose pixel is the item's index (mod 256): class c has
+// counts[c] items, the classes interleaved.
+Dataset indexed_set(const std::vector<int64_t>& counts) {
+  Dataset d;
+  d.source = "toy";
+  d.height = d.width = 1;
+  std::vector<int64_t> left = counts;
+  for (size_t c = 0; c < counts.size(); ++c) d.class_names.push_back(std::to_string(c));
+  for (bool any = true; any;) {
+    any = false;
+    for (size_t c = 0; c < counts.size(); ++c)
+      if (left[c]-- > 0) {
+        d.labels.push_back(static_cast<int32_t>(c));
+        d.images.push_back(static_cast<uint8_t>(d.labels.size() - 1));
+        any = true;
+      }
+  }
+  return d;
+}
+
+TEST(ValidationSplit, StratifiedDisjointAndCoveringTheSet) {
+  const Dataset d = indexed_set({40, 30, 20, 11, 1});
+  const ValidationSplit s = take_validation_split(d, 0.1, 7);
+  // round(0.1 n) of each class: 4, 3, 2, 1 and none of the class of one.
+  std::vector<int64_t> per_class(5, 0);
+  for (int32_t label : s.validation.labels) ++per_class[label];
+  EXPECT_EQ(per_class, (std::vector<int64_t>{4, 3, 2, 1, 0}));
+  ASSERT_EQ(s.held_out.size(), 10u);
+  EXPECT_TRUE(std::is_sorted(s.held_out.begin(), s.held_out.end()));
+  EXPECT_EQ(s.train.size() + s.validation.size(), d.size());
+  // Every item lands in exactly one part, with its label, in the set's order.
+  std::vector<int> seen(d.size(), 0);
+  for (const Dataset* part : {&s.train, &s.validation})
+    for (int64_t i = 0; i < part->size(); ++i) {
+      const uint8_t index = part->images[i];
+      ++seen[index];
+      EXPECT_EQ(part->labels[i], d.labels[index]);
+      if (i > 0) {
+        EXPECT_LT(part->images[i - 1], index);
+      }
+    }
+  EXPECT_EQ(seen, std::vector<int>(d.size(), 1));
+  for (size_t j = 0; j < s.held_out.size(); ++j) EXPECT_EQ(s.validation.images[j], s.held_out[j]);
+  EXPECT_EQ(s.validation.class_names, d.class_names);
+}
+
+TEST(ValidationSplit, SeededAndReproducible) {
+  const Dataset d = indexed_set({50, 50, 50});
+  EXPECT_EQ(take_validation_split(d, 0.2, 3).held_out, take_validation_split(d, 0.2, 3).held_out);
+  EXPECT_NE(take_validation_split(d, 0.2, 3).held_out, take_validation_split(d, 0.2, 4).held_out);
+  // A recorded split comes back exactly.
+  const ValidationSplit s = take_validation_split(d, 0.2, 3);
+  const ValidationSplit again = split_validation(d, s.held_out);
+  EXPECT_EQ(again.train.images, s.train.images);
+  EXPECT_EQ(again.validation.labels, s.validation.labels);
+}
+
+TEST(ValidationSplit, BadFractionsAndIndices) {
+  const Dataset d = indexed_set({4, 4});
+  for (double f : {0.0, 1.0, -0.1, 1.5})
+    EXPECT_EQ(error_of([&] { take_validation_split(d, f, 1); }),
+              fmt::format("validation fraction must be in (0, 1), got {}", f));
+  EXPECT_EQ(error_of([&] { take_validation_split(d, 0.1, 1); }),
+            "validation fraction 0.1 holds out no image of toy (8 images): give a larger "
+            "fraction");
+  EXPECT_EQ(error_of([&] {
+              split_validation(d, {3, 2});
+            }),
+            "toy: held-out index 2 is out of order or past the set's 8 images");
+  EXPECT_EQ(error_of([&] {
+              split_validation(d, {1, 8});
+            }),
+            "toy: held-out index 8 is out of order or past the set's 8 images");
 }
 
 }  // namespace

@@ -103,6 +103,35 @@ sched "warm-up as long as the run" "schedule.warmup of 2 epochs leaves no epoch 
 sched "plateau factor above 1" "schedule.factor must be in (0, 1), got 2" -- --schedule plateau --factor 2
 sched "zero gamma" "--gamma: must be positive, got 0" -- --schedule exponential --gamma 0
 
+# Regularisation, validation split and early stopping.
+sched "validation 0" "--validation: must be in (0, 1), got 0" -- --validation 0
+sched "validation 1" "--validation: must be in (0, 1), got 1" -- --validation 1
+sched "negative validation" "--validation: must be in (0, 1), got -0.1" -- --validation=-0.1
+sched "validation that holds out nothing" "validation fraction 0.1 holds out no image of $tmp/good/train-images-idx3-ubyte (4 images)" -- \
+  --validation 0.1
+sched "early stop patience 0" "--early-stop: must be positive, got 0" -- --early-stop 0 --validation 0.5
+sched "early stop without a validation set" "--early-stop needs a set to watch: give --validation F" -- --early-stop 3
+sched "min delta without early stopping" "--min-delta needs --early-stop N or --validation F" -- --min-delta 0.01
+sched "negative l1" "--l1: must be at least 0, got -1" -- --l1=-1
+sched "plateau on a validation set that is not there" "schedule.monitor is val_loss, but validation is 0" -- \
+  --schedule plateau --monitor val_loss
+
+# tune: the search space and its flags.
+tune() { expect_error "tune: $1" "$2" -- "$bin" tune --dataset "$tmp/good" --out "$tmp/t" "${@:4}"; }
+tune "empty grid value" "--lr 1e-3,,3e-3: empty value in '1e-3,,3e-3'" -- --lr 1e-3,,3e-3
+tune "range with LO >= HI" "--lr 1e-2:1e-4: range 1e-2:1e-4 needs LO < HI" -- --search random --trials 2 --lr 1e-2:1e-4
+tune "log range from 0" "--weight-decay 0:1e-3: range 0:1e-3 is sampled log-uniformly and needs LO > 0" -- \
+  --search random --trials 2 --weight-decay 0:1e-3
+tune "range in a grid" "--search grid cannot take the range 0.0001:0.01 of lr" -- --lr 1e-4:1e-2
+tune "bad batch size" "--batch-size 32,0: batch size must be at least 1, got 0" -- --batch-size 32,0
+tune "range of batch sizes" "--batch-size 16:64: '16:64' is a range, but batch_size takes a list" -- \
+  --search random --trials 2 --batch-size 16:64
+tune "unknown parameter" "--dropout" -- --dropout 0.1,0.2
+tune "random without --trials" "--search random needs --trials N" -- --search random --lr 1e-4:1e-2
+tune "--trials with a grid" "--trials applies to --search random" -- --trials 3 --lr 1e-3
+tune "zero budget" "--budget: must be positive, got 0" -- --budget 0
+[ ! -e "$tmp/t" ] || { echo "FAIL a failed tune created $tmp/t"; failures=$((failures + 1)); }
+
 # A real model file to damage: one epoch on the tiny set.
 "$bin" train --model basic --dataset "$tmp/good" --epochs 1 --out "$tmp/run" --quiet >/dev/null ||
   { echo "FAIL could not train the tiny model"; exit 1; }
@@ -128,6 +157,8 @@ expect_error "resume with changed recipe" "--lr cannot be given with --resume" -
   "$bin" train --resume "$tmp/run" --lr 0.1
 expect_error "resume with a new schedule" "--schedule cannot be given with --resume" -- \
   "$bin" train --resume "$tmp/run" --schedule exponential --gamma 0.9
+expect_error "resume with a validation split" "--validation cannot be given with --resume" -- \
+  "$bin" train --resume "$tmp/run" --validation 0.5
 "$bin" train --model basic --dataset "$tmp/good" --epochs 1 --schedule cosine --out "$tmp/cos" --quiet >/dev/null ||
   { echo "FAIL could not train with a cosine schedule"; exit 1; }
 expect_error "resume a cosine run for more epochs" "--epochs cannot change when resuming a run with a cosine schedule" -- \

@@ -5,7 +5,9 @@
 // stored gradients to one optimiser configuration (described in the file's metadata, which
 // the test builds the optimiser from) and compares both parameters after every step with
 // tolerance kTol (the measure of support/golden.h). In "groups" cases each parameter is its
-// own parameter group with the listed overrides. Each case prints its largest relative error.
+// own parameter group with the listed overrides. In "l1" cases the L1 penalty (l1_penalty,
+// loss.h) of p0 is added before each step, and its value is compared too. Each case prints
+// its largest relative error.
 #include <gtest/gtest.h>
 
 #include <map>
@@ -15,6 +17,7 @@
 #include <vector>
 
 #include "scratchnet/io/safetensors.h"
+#include "scratchnet/loss.h"
 #include "support/golden.h"
 #include "support/golden_model.h"
 
@@ -43,9 +46,18 @@ const json& cases() {
 }
 
 // The cases this file has a TEST for; AllGoldenCasesAreTested keeps it in step with the file.
-const std::set<std::string> kTestedCases = {
-    "sgd_plain", "sgd_momentum",      "sgd_dampening", "sgd_nesterov", "sgd_weight_decay",
-    "adam",      "adam_weight_decay", "adamw",         "sgd_groups",   "adam_groups"};
+const std::set<std::string> kTestedCases = {"sgd_plain",
+                                            "sgd_momentum",
+                                            "sgd_dampening",
+                                            "sgd_nesterov",
+                                            "sgd_weight_decay",
+                                            "adam",
+                                            "adam_weight_decay",
+                                            "adamw",
+                                            "sgd_groups",
+                                            "adam_groups",
+                                            "sgd_l1",
+                                            "adam_l1"};
 
 void check_case(const std::string& name) {
   ASSERT_TRUE(kTestedCases.contains(name)) << name << " is missing from kTestedCases";
@@ -77,6 +89,14 @@ void check_case(const std::string& name) {
   for (int step = 0; step < steps; ++step) {
     for (const std::string& p : kParams)
       params[p].grad = golden_tensor(golden(), "grad." + std::to_string(step) + "." + p, kPath);
+    if (c.contains("l1")) {
+      const double penalty = l1_penalty({{"p0", &params["p0"]}}, c.at("l1").get<float>());
+      const std::string key = name + "." + std::to_string(step) + ".l1_penalty";
+      double err = 0;
+      EXPECT_TRUE(tensors_close(key, Tensor({1}, {static_cast<float>(penalty)}),
+                                golden_tensor(golden(), key, kPath), kTol, &err));
+      worst = std::max(worst, err);
+    }
     opt->step();
     for (const std::string& p : kParams) {
       const std::string key = name + "." + std::to_string(step) + "." + p;
@@ -99,6 +119,8 @@ TEST(OptimParity, AdamWeightDecay) { check_case("adam_weight_decay"); }
 TEST(OptimParity, AdamW) { check_case("adamw"); }
 TEST(OptimParity, SgdParamGroups) { check_case("sgd_groups"); }
 TEST(OptimParity, AdamParamGroups) { check_case("adam_groups"); }
+TEST(OptimParity, SgdL1Penalty) { check_case("sgd_l1"); }
+TEST(OptimParity, AdamL1Penalty) { check_case("adam_l1"); }
 
 TEST(OptimParity, AllGoldenCasesAreTested) {
   std::set<std::string> in_file;

@@ -1,5 +1,6 @@
 // Tests for train/recipe.h: the recipe and preprocessing as JSON, the checks on every field,
 // and the optimiser a recipe names.
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -21,6 +22,7 @@ namespace {
 
 using testing::error_of;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 uint32_t bits(float v) {
@@ -446,6 +448,55 @@ TEST(PreprocessJson, Errors) {
             std::string::npos);
   EXPECT_EQ(error_of([] { preprocess_from_json("0.5", "p.json"); }),
             "p.json: preprocessing must be a JSON object");
+}
+
+// ---- regularisation and model selection ----
+
+TEST(RecipeJson, RegularisationFieldsAreWrittenOnlyWhenSet) {
+  EXPECT_THAT(recipe_to_json(Recipe{}), Not(HasSubstr("l1")));
+  Recipe r;
+  r.l1 = 1e-4f;
+  r.validation = 0.1;
+  r.early_stop = {.patience = 3, .monitor = "val_accuracy", .min_delta = 0.001};
+  const std::string text = recipe_to_json(r);
+  EXPECT_THAT(text, HasSubstr(R"("early_stop":{"min_delta":0.001,"monitor":"val_accuracy",)"
+                              R"("patience":3})"));
+  EXPECT_THAT(text, HasSubstr(R"("l1":0.0001,)"));
+  EXPECT_THAT(text, HasSubstr(R"("validation":0.1,)"));
+  const Recipe back = recipe_from_json(text, "r.json");
+  EXPECT_EQ(bits(back.l1), bits(r.l1));
+  EXPECT_EQ(back.validation, 0.1);
+  EXPECT_EQ(back.early_stop, r.early_stop);
+  EXPECT_EQ(recipe_to_json(back), text);
+}
+
+TEST(CheckRecipe, RegularisationAndSelection) {
+  Recipe r;
+  r.l1 = -1e-3f;
+  EXPECT_EQ(check_error(r), "l1 must be at least 0, got -0.001");
+  r = {};
+  for (double v : {1.0, -0.1}) {
+    r.validation = v;
+    EXPECT_EQ(check_error(r), fmt::format("validation must be in [0, 1), got {}", v));
+  }
+  r = {};
+  r.early_stop.patience = 2;
+  EXPECT_EQ(check_error(r),
+            "early_stop.monitor is val_loss, but validation is 0: hold out a validation set or "
+            "monitor a test metric");
+  r.early_stop.monitor = "test_accuracy";
+  EXPECT_EQ(check_error(r), "(no error)");
+  r.early_stop.patience = -1;
+  EXPECT_EQ(check_error(r), "early_stop.patience must be at least 0, got -1");
+  r = {};
+  r.schedule = {.kind = "plateau", .monitor = "val_accuracy", .mode = "max"};
+  EXPECT_EQ(check_error(r),
+            "schedule.monitor is val_accuracy, but validation is 0: hold out a validation set or "
+            "monitor another metric");
+  r.validation = 0.1;
+  EXPECT_EQ(check_error(r), "(no error)");
+  EXPECT_EQ(error_of([] { recipe_from_json(R"({"validation": 1})", "r.json"); }),
+            "r.json: validation must be in [0, 1), got 1");
 }
 
 }  // namespace

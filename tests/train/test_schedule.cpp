@@ -227,9 +227,10 @@ TEST(CheckSchedule, OneCycle) {
 
 TEST(CheckSchedule, Plateau) {
   ScheduleOptions o{.kind = "plateau"};
-  EXPECT_THAT(check_error({.kind = "plateau", .monitor = "val_loss"}),
-              HasSubstr("schedule.monitor must be test_loss, test_accuracy, train_loss or "
-                        "train_accuracy, got 'val_loss'"));
+  EXPECT_THAT(check_error({.kind = "plateau", .monitor = "valid_loss"}),
+              HasSubstr("schedule.monitor must be test_loss, test_accuracy, train_loss, "
+                        "train_accuracy, val_loss or val_accuracy, got 'valid_loss'"));
+  EXPECT_EQ(check_error({.kind = "plateau", .monitor = "val_loss"}), "(no error)");
   EXPECT_EQ(check_error({.kind = "plateau", .mode = "maximum"}),
             "schedule.mode must be min or max, got 'maximum'");
   EXPECT_EQ(check_error({.kind = "plateau", .factor = 1}),

@@ -2,6 +2,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "scratchnet/model_spec.h"
@@ -16,6 +17,7 @@ namespace {
 
 using testing::error_of;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using testing::TempDir;
 
 // A small CNN with every kind of state a checkpoint must carry: BatchNorm buffers, dropout
@@ -326,6 +328,197 @@ TEST_F(TrainerTest, KeepsTheLastTestEvaluation) {
   Trainer without(m, splits_.train, nullptr, r);
   without.fit({}, 1);
   EXPECT_EQ(without.last_test().count, 0);
+}
+
+// ---- regularisation, validation, early stopping ----
+
+// One SGD step on the whole set from the same weights, with and without L1: the Conv2d and
+// Linear weights differ by lr * l1 * sign(w), every other tensor not at all, and the loss by
+// the penalty.
+TEST_F(TrainerTest, L1MovesOnlyConvAndLinearWeights) {
+  Recipe r{.optimizer = "sgd", .lr = 0.1f, .batch_size = 300, .epochs = 1, .seed = 4};
+  Sequential plain = fresh(r), penalised = fresh(r);
+  std::vector<std::vector<float>> start = weights(plain);
+  Trainer a(plain, splits_.train, nullptr, r);
+  a.fit();
+  Recipe l1 = r;
+  l1.l1 = 0.01f;
+  Trainer b(penalised, splits_.train, nullptr, l1);
+  b.fit();
+  auto pa = plain.params(), pb = penalised.params();
+  double sum_abs = 0;
+  for (size_t i = 0; i < pa.size(); ++i) {
+    const std::vector<float> x = pa[i].param->value.to_vector(), y = pb[i].param->value.to_vector();
+    if (pa[i].name != "0.weight" && pa[i].name != "6.weight") {
+      EXPECT_EQ(x, y) << pa[i].name;
+      continue;
+    }
+    for (size_t k = 0; k < x.size(); ++k) {
+      const float w = start[i][k];
+      sum_abs += std::fabs(w);
+      EXPECT_NEAR(y[k],
+                  x[k] - 0.1f * 0.01f *
+                             (w > 0   ? 1.0f
+                              : w < 0 ? -1.0f
+                                      : 0.0f),
+                  1e-6)
+          << pa[i].name << " " << k;
+    }
+  }
+  EXPECT_EQ(weights(plain).back(), weights(penalised).back());  // BatchNorm buffers
+  EXPECT_NEAR(b.history()[0].train_loss - a.history()[0].train_loss, 0.01 * sum_abs, 1e-5);
+}
+
+TEST_F(TrainerTest, ValidationSetIsHeldOutAndEvaluated) {
+  Recipe r{.batch_size = 32, .epochs = 2, .seed = 6};
+  r.validation = 0.2;
+  Sequential m = fresh(r);
+  Trainer t(m, splits_.train, &splits_.test, r);
+  const ValidationSplit want = take_validation_split(splits_.train, 0.2, 6);
+  EXPECT_EQ(t.held_out(), want.held_out);
+  ASSERT_NE(t.validation_set(), nullptr);
+  EXPECT_EQ(t.validation_set()->size() + t.train_set().size(), 300);
+  EXPECT_EQ(t.train_set().labels, want.train.labels);
+  int64_t steps = 0;
+  t.fit({.on_step = [&](const StepInfo& s) { steps = s.steps; }});
+  EXPECT_EQ(steps, (t.train_set().size() + 31) / 32);
+  const EvalResult val = evaluate(m, *t.validation_set(), r.preprocess);
+  EXPECT_EQ(t.history().back().val_accuracy, val.accuracy);
+  EXPECT_EQ(t.history().back().val_loss, val.loss);
+  EXPECT_THAT(t.history().back().to_json(), HasSubstr(R"("val_accuracy":)"));
+  ASSERT_NE(t.best(), nullptr);
+  EXPECT_FALSE(t.stopped_early());  // no early stopping: the best is only tracked
+
+  Recipe plain{.batch_size = 32, .epochs = 1};
+  Sequential m2 = fresh(plain);
+  Trainer u(m2, splits_.train, &splits_.test, plain);
+  u.fit();
+  EXPECT_EQ(u.best(), nullptr);
+  EXPECT_TRUE(std::isnan(u.history()[0].val_accuracy));
+  EXPECT_THAT(u.history()[0].to_json(), Not(HasSubstr("val_")));
+}
+
+// A min_delta no loss can beat: epoch 1 is the best, epochs 2 and 3 are bad, and patience 2
+// ends the run after epoch 3 of 8.
+Recipe early_stop_recipe() {
+  Recipe r{.optimizer = "adam", .lr = 3e-3f, .batch_size = 32, .epochs = 8, .seed = 11};
+  r.validation = 0.25;
+  r.early_stop = {.patience = 2, .monitor = "val_loss", .min_delta = 100};
+  return r;
+}
+
+TEST_F(TrainerTest, EarlyStoppingStopsAtTheExpectedEpoch) {
+  Recipe r = early_stop_recipe();
+  Sequential m = fresh(r);
+  Trainer t(m, splits_.train, &splits_.test, r);
+  t.fit();
+  EXPECT_EQ(t.epochs_done(), 3);
+  EXPECT_TRUE(t.stopped_early());
+  EXPECT_EQ(t.best()->best_epoch(), 1);
+  EXPECT_EQ(t.best()->best(), t.history()[0].val_loss);
+  t.fit();  // a stopped run stays stopped
+  EXPECT_EQ(t.epochs_done(), 3);
+
+  // Without the impossible min_delta the best epoch is the one with the lowest val_loss.
+  r.early_stop = {.patience = 8};
+  r.epochs = 4;
+  Sequential m2 = fresh(r);
+  Trainer u(m2, splits_.train, &splits_.test, r);
+  std::vector<std::vector<float>> best_weights;
+  u.fit({.on_epoch = [&](const EpochMetrics& e) {
+    if (u.best()->best_epoch() == e.epoch) best_weights = weights(m2);
+  }});
+  EXPECT_FALSE(u.stopped_early());
+  const auto lowest = std::min_element(
+      u.history().begin(), u.history().end(),
+      [](const EpochMetrics& a, const EpochMetrics& b) { return a.val_loss < b.val_loss; });
+  EXPECT_EQ(u.best()->best_epoch(), lowest->epoch);
+  // What the callback kept evaluates to the best epoch's validation metrics.
+  Sequential kept = fresh(r);
+  auto params = kept.params();
+  auto buffers = kept.buffers();
+  for (size_t i = 0; i < params.size(); ++i)
+    params[i].param->value = Tensor(params[i].param->value.shape(), best_weights[i]);
+  for (size_t i = 0; i < buffers.size(); ++i)
+    *buffers[i].tensor = Tensor(buffers[i].tensor->shape(), best_weights[params.size() + i]);
+  EXPECT_EQ(evaluate(kept, *u.validation_set(), r.preprocess).loss, lowest->val_loss);
+}
+
+TEST_F(TrainerTest, ResumingWithEarlyStoppingStopsAtTheSameEpoch) {
+  // The validation accuracy reaches 100% and cannot improve on it: two epochs later it stops.
+  Recipe r = early_stop_recipe();
+  r.epochs = 12;
+  r.early_stop = {.patience = 2, .monitor = "val_accuracy"};
+  Sequential straight = fresh(r);
+  Trainer whole(straight, splits_.train, &splits_.test, r);
+  whole.fit();
+  ASSERT_TRUE(whole.stopped_early());
+  ASSERT_GT(whole.epochs_done(), 3);
+  EXPECT_LT(whole.epochs_done(), 12);
+  EXPECT_EQ(whole.history()[whole.best()->best_epoch() - 1].val_accuracy, 1.0);
+
+  Sequential first = fresh(r);
+  Trainer a(first, splits_.train, &splits_.test, r);
+  a.fit({}, 3);
+  a.save_checkpoint(dir_ / "ckpt.safetensors", {.class_names = splits_.train.class_names});
+  Sequential resumed = load_model(dir_ / "ckpt.safetensors").model;
+  Trainer b(resumed, splits_.train, &splits_.test, r);
+  b.load_checkpoint(dir_ / "ckpt.safetensors");
+  b.fit();
+  EXPECT_TRUE(b.stopped_early());
+  EXPECT_EQ(b.epochs_done(), whole.epochs_done());
+  EXPECT_EQ(b.best()->state_to_json(), whole.best()->state_to_json());
+  EXPECT_EQ(weights(resumed), weights(straight));
+
+  // A checkpoint of a stopped run stays stopped.
+  b.save_checkpoint(dir_ / "stopped.safetensors", {});
+  Sequential again = load_model(dir_ / "stopped.safetensors").model;
+  Trainer c(again, splits_.train, &splits_.test, r);
+  c.load_checkpoint(dir_ / "stopped.safetensors");
+  EXPECT_TRUE(c.stopped_early());
+
+  // Another held-out set is refused.
+  Recipe other = r;
+  other.validation = 0.3;
+  Sequential m3 = fresh(other);
+  Trainer d(m3, splits_.train, &splits_.test, other);
+  EXPECT_EQ(error_of([&] { d.load_checkpoint(dir_ / "ckpt.safetensors"); }),
+            dir_ / "ckpt.safetensors" +
+                ": the checkpoint held out other validation images than this run: the training "
+                "set, the validation fraction or the seed differ");
+  Recipe none = r;
+  none.validation = 0;
+  none.early_stop = {};
+  Sequential m4 = fresh(none);
+  Trainer e(m4, splits_.train, &splits_.test, none);
+  EXPECT_EQ(error_of([&] { e.load_checkpoint(dir_ / "ckpt.safetensors"); }),
+            dir_ / "ckpt.safetensors" +
+                ": the checkpoint was trained with a validation set or early stopping, this run "
+                "has neither");
+}
+
+TEST_F(TrainerTest, PlateauCanFollowTheValidationLoss) {
+  Recipe r = plateau_recipe();
+  r.validation = 0.2;
+  r.schedule.monitor = "val_loss";
+  Sequential m = fresh(r);
+  Trainer t(m, splits_.train, nullptr, r);
+  t.fit();
+  std::vector<double> lr;
+  for (const EpochMetrics& e : t.history()) lr.push_back(e.lr);
+  EXPECT_EQ(lr, (std::vector<double>{0.05, 0.05, 0.025, 0.025, 0.0125}));
+}
+
+TEST_F(TrainerTest, MonitorsNeedTheirSets) {
+  Recipe r{.batch_size = 32, .epochs = 2};
+  r.early_stop = {.patience = 2, .monitor = "test_loss"};
+  Sequential m = fresh(r);
+  EXPECT_EQ(error_of([&] { Trainer t(m, splits_.train, nullptr, r); }),
+            "early stopping monitors test_loss, but there is no test set");
+  r.early_stop.monitor = "val_loss";
+  EXPECT_EQ(error_of([&] { Trainer t(m, splits_.train, &splits_.test, r); }),
+            "early_stop.monitor is val_loss, but validation is 0: hold out a validation set or "
+            "monitor a test metric");
 }
 
 }  // namespace

@@ -60,6 +60,20 @@ Dataset take_first(const Dataset& set, int64_t n);
 // first class with fewer than n items.
 Dataset take_per_class(const Dataset& set, int64_t n);
 
+// A training set split in two: the items held out for validation and the rest.
+struct ValidationSplit {
+  Dataset train, validation;      // each in the set's order
+  std::vector<int64_t> held_out;  // the validation items' indices in the set, increasing
+};
+// Stratified and seeded, as sklearn's train_test_split(stratify=labels): of each class's n
+// items, round(fraction * n) drawn by a Fisher-Yates shuffle seeded with `seed` are held out,
+// but never all of a class (so a class of one item stays in training). fraction in (0, 1);
+// throws when the split would hold out nothing ("... holds out no image of ... (8 images)").
+ValidationSplit take_validation_split(const Dataset& set, double fraction, uint64_t seed);
+// The split that holds out exactly `held_out` (increasing indices into the set), as a
+// checkpoint records it; throws naming the set when an index is out of order or range.
+ValidationSplit split_validation(const Dataset& set, std::vector<int64_t> held_out);
+
 // How pixels become model inputs: x = p / 255, then (x - mean) / std when normalize is set.
 struct Preprocess {
   bool normalize = false;

@@ -15,6 +15,7 @@
 #include "scratchnet/data/dataset.h"
 #include "scratchnet/layer.h"
 #include "scratchnet/optim/optimizer.h"
+#include "scratchnet/train/early_stop.h"
 #include "scratchnet/train/finetune.h"
 #include "scratchnet/train/schedule.h"
 
@@ -35,6 +36,14 @@ struct Recipe {
   ScheduleOptions schedule;  // learning-rate schedule (schedule.h); kind "none" keeps lr fixed
   FinetuneOptions finetune;  // frozen layers, backbone lr, gradual unfreezing (finetune.h)
   AugmentOptions augment;    // data augmentation of the training images (augment.h); none
+  // Regularisation and model selection. l1 >= 0 adds l1 * sum |w| over the weights of every
+  // Conv2d and Linear layer that trains (prunable_weights(): not biases, not BatchNorm) to the
+  // loss, which train_loss then includes; weight_decay is L2, label_smoothing and Dropout
+  // layers the others. validation in [0, 1): the fraction of the training set held out
+  // (take_validation_split, seeded with `seed`) and evaluated after every epoch; 0: none.
+  float l1 = 0.0f;
+  double validation = 0;
+  EarlyStopOptions early_stop;  // the best epoch's metric and when to stop (early_stop.h)
 };
 
 // Throws a one-line message naming the field ("lr must be positive, got -1",
@@ -45,7 +54,8 @@ std::string recipe_to_json(const Recipe& recipe);
 // Fields missing from the JSON keep their defaults; unknown fields are errors. The schedule is
 // written as schedule_to_json() writes it ({"kind":"none"} without one), "finetune" only when
 // the recipe fine-tunes (FinetuneOptions::active()), "augment" only when it augments
-// (AugmentOptions::active()): recipes without them read and write as before.
+// (AugmentOptions::active()), "l1", "validation" and "early_stop" only when they are not their
+// defaults: recipes without them read and write as before.
 Recipe recipe_from_json(const std::string& json_text, const std::string& source);
 
 std::string preprocess_to_json(const Preprocess& preprocess);

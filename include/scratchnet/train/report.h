@@ -8,7 +8,8 @@
 //   write_report("runs/basic/report.html", r);
 //
 // The page shows, in this order: the run's title and final test accuracy; loss, accuracy and
-// learning-rate curves per epoch (train and test); the confusion matrix as a heat map; the
+// learning-rate curves per epoch (train, test, and validation when the run has a validation set,
+// also in the epoch table); the confusion matrix as a heat map; the
 // test images the model got wrong with the highest confidence; the first convolution's
 // filters; the recipe, the model's layers and a table of every epoch with its timings.
 // Charts, heat map and filters are inline SVG, images are PNG data: URIs and the CSS is inline:

@@ -33,7 +33,7 @@
 //                betas[0], annealed inversely between max_momentum and base_momentum.
 //   plateau      ReduceLROnPlateau(mode min|max, factor, patience, threshold, threshold_mode
 //                rel|abs, cooldown, min_lr, eps); always per epoch, stepped with the epoch's
-//                `monitor` (test_loss, test_accuracy, train_loss or train_accuracy): after more
+//                `monitor` (test_, train_ or val_ loss or accuracy): after more
 //                than `patience` epochs without improvement, lr = max(lr * factor, min_lr),
 //                unless that changes lr by eps or less; then `cooldown` epochs are ignored.
 //
@@ -81,7 +81,7 @@ struct ScheduleOptions {
   bool cycle_momentum = false;           // onecycle: see the note above (not in the JSON)
   double base_momentum = 0.85, max_momentum = 0.95;  // onecycle: 0 <= base <= max < 1
   std::string monitor = "test_loss";   // plateau: test_loss, test_accuracy, train_loss,
-                                       // train_accuracy
+                                       // train_accuracy, val_loss, val_accuracy
   std::string mode = "min";            // plateau: min or max
   double factor = 0.1;                 // plateau: in (0, 1)
   int64_t patience = 10;               // plateau: >= 0 bad epochs tolerated

@@ -25,8 +25,18 @@
 // every epoch (gradual unfreezing makes the set shrink), and backward stops at the first layer
 // that trains. With a backbone lr the optimiser has two groups, backbone then head, each with
 // its own schedule from its own lr; EpochMetrics and StepInfo report the head's lr.
+//
+// Regularisation and model selection (recipe.h): with recipe.l1 each step adds l1 * sign(w) to
+// the gradient of every Conv2d and Linear weight that trains, and the step's loss (so
+// train_loss) includes l1 * sum |w|. With recipe.validation the trainer holds that fraction of
+// the training set out (take_validation_split, seeded with the recipe's seed), trains on the
+// rest and evaluates the held-out part after every epoch (val_loss, val_accuracy). With a
+// validation set or early stopping it tracks the best epoch of recipe.early_stop.monitor
+// (best()), and with early stopping fit() returns after `patience` epochs without improvement.
+// Checkpoints carry the held-out indices and the early-stopping state.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -37,6 +47,7 @@
 #include "scratchnet/io/model_file.h"
 #include "scratchnet/model.h"
 #include "scratchnet/optim/optimizer.h"
+#include "scratchnet/train/early_stop.h"
 #include "scratchnet/train/evaluate.h"
 #include "scratchnet/train/recipe.h"
 #include "scratchnet/train/schedule.h"
@@ -46,12 +57,15 @@ namespace scratchnet {
 struct EpochMetrics {
   int64_t epoch = 0;  // 1-based
   double train_loss = 0, train_accuracy = 0;
-  double test_loss = 0, test_accuracy = 0;  // NaN without a test set
-  double seconds = 0;                       // training time, evaluation excluded
+  double test_loss = 0, test_accuracy = 0;    // NaN without a test set
+  double val_loss = NAN, val_accuracy = NAN;  // NaN without a validation set (recipe.validation)
+  double seconds = 0;                         // training time, evaluation excluded
   double images_per_second = 0;
   double lr = 0;  // the lr the epoch's steps used; with a per-step schedule, its last step's
 
-  std::string to_json() const;  // one line, for metrics.jsonl
+  // One line, for metrics.jsonl; NaN is written as null, val_loss and val_accuracy only when
+  // there is a validation set.
+  std::string to_json() const;
 };
 
 struct StepInfo {
@@ -71,16 +85,28 @@ struct TrainCallbacks {
 class Trainer {
  public:
   // `model` must be built; it and the data sets must outlive the trainer. `test` may be null
-  // (not with a plateau schedule that monitors the test set).
+  // (not with a plateau schedule or a best-epoch monitor on the test set).
   Trainer(Sequential& model, const Dataset& train, const Dataset* test, Recipe recipe);
   ~Trainer();
 
-  // Trains from the current epoch up to `until_epoch` (default: recipe.epochs).
+  // Trains from the current epoch up to `until_epoch` (default: recipe.epochs), or until early
+  // stopping ends the run. on_epoch runs after best() has seen the epoch.
   void fit(const TrainCallbacks& callbacks = {}, int64_t until_epoch = -1);
 
   int64_t epochs_done() const { return static_cast<int64_t>(history_.size()); }
   const std::vector<EpochMetrics>& history() const { return history_; }
   const Recipe& recipe() const { return recipe_; }
+  // The images trained on: the training set less the validation set held out of it.
+  const Dataset& train_set() const { return *train_; }
+  // The validation set (recipe.validation > 0), or null; held_out() are its indices in the
+  // training set the trainer was given, increasing.
+  const Dataset* validation_set() const { return validation_; }
+  const std::vector<int64_t>& held_out() const { return split_.held_out; }
+  // The best epoch so far by recipe.early_stop.monitor, tracked with a validation set or early
+  // stopping; null otherwise.
+  const EarlyStopping* best() const { return best_.get(); }
+  // Whether early stopping has ended the run (a resumed run that had stopped stays stopped).
+  bool stopped_early() const { return best_ && best_->should_stop(); }
   // The test set's evaluation after the last epoch this trainer ran (count 0 before its first
   // epoch, after a resume, and without a test set): predictions and confusion for reports.
   const EvalResult& last_test() const { return last_test_; }
@@ -93,15 +119,17 @@ class Trainer {
   // Everything needed to continue the run; `info` is stored as in a model file, so a
   // checkpoint also loads as a model (load_model ignores the optimiser state).
   void save_checkpoint(const std::string& path, const ModelInfo& info);
-  // Restores weights, buffers, optimiser state, schedule state, dropout streams and metrics
-  // from a checkpoint of this architecture and recipe.
+  // Restores weights, buffers, optimiser state, schedule state, dropout streams, metrics and
+  // the early-stopping state from a checkpoint of this architecture, recipe and held-out set.
   void load_checkpoint(const std::string& path);
 
  private:
   Sequential& model_;
-  const Dataset& train_;
-  const Dataset* test_;
   Recipe recipe_;
+  ValidationSplit split_;  // empty without a validation set
+  const Dataset* train_;
+  const Dataset* validation_ = nullptr;
+  const Dataset* test_;
   std::unique_ptr<Optimizer> optimizer_;
   // The optimiser for the recipe: one parameter group, or with a backbone lr two (backbone, head).
   void build_optimizer();
@@ -115,6 +143,8 @@ class Trainer {
   int64_t steps_per_epoch_;
   std::vector<EpochMetrics> history_;
   EvalResult last_test_;
+  std::unique_ptr<EarlyStopping> best_;
+  std::vector<NamedParameter> l1_weights_;  // the trainable weights recipe.l1 applies to
 };
 
 }  // namespace scratchnet
