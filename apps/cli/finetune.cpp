@@ -169,13 +169,7 @@ void add_finetune(CLI::App& app) {
       ->check(kPositive)
       ->group(group);
   add_recipe_flags(*cmd, f.recipe, false);
-  cmd->add_option("--limit-train", f.limit_train, "Use only the first N training images")
-      ->check(kPositive);
-  cmd->add_option("--limit-test", f.limit_test, "Use only the first N test images")
-      ->check(kPositive);
-  cmd->add_option("--per-class", f.per_class,
-                  "Few-shot: train on the first N training images of each class")
-      ->check(kPositive);
+  add_limit_flags(*cmd, f.limit_train, f.limit_test, f.per_class);
   add_threads_flag(*cmd, f.common);
   cmd->add_flag("--quiet", f.quiet, "No progress bar");
   cmd->callback([flags, cmd] { run_finetune(*flags, *cmd); });
