@@ -445,8 +445,8 @@ void run_training(Trainer& trainer, Sequential& model, const DatasetSplits& data
   fmt::print("{} {} ({} parameters, {:.1f} MFLOP per image) on {}: {}\n",
              resuming ? "resuming" : "training", run.model, model.num_params(),
              model.flops_per_sample() / 1e6, run.dataset, images);
-  fmt::print("recipe: {}; {} threads; output {}\n", describe_recipe(recipe), num_threads(),
-             out_dir);
+  fmt::print("recipe: {}; {} thread{}; output {}\n", describe_recipe(recipe), num_threads(),
+             num_threads() == 1 ? "" : "s", out_dir);
   if (resuming) fmt::print("continuing after epoch {}\n", trainer.epochs_done());
 
   const std::string report_path = (fs::path(out_dir) / "report.html").string();
