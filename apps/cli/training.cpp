@@ -332,7 +332,8 @@ std::string describe_recipe(const Recipe& r) {
     s += fmt::format("early stop after {} epoch{} without {} improving; ", r.early_stop.patience,
                      r.early_stop.patience == 1 ? "" : "s", r.early_stop.monitor);
   if (r.augment.active()) s += "augment " + describe_augment(r.augment) + "; ";
-  s += fmt::format("batch {}, {} epochs, seed {}", r.batch_size, r.epochs, r.seed);
+  s += fmt::format("batch {}, {} epoch{}, seed {}", r.batch_size, r.epochs,
+                   r.epochs == 1 ? "" : "s", r.seed);
   s += r.preprocess.normalize
            ? fmt::format(", pixels /255 then (x - {}) / {}", r.preprocess.mean, r.preprocess.std)
            : ", pixels /255";
