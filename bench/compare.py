@@ -22,7 +22,11 @@ GFLOP/s = model FLOPs per image x images/s, with training counted as 3 x the for
 (forward, plus backward for the input gradient and for the weight gradient); FLOPs per image
 follow scratchnet's Layer::flops (a multiply-add counts 2). The floor of a measurement is its
 FLOPs divided by the peak. OMP_WAIT_POLICY=PASSIVE is set for both (PyTorch's spinning OpenMP
-threads otherwise distort a shared machine). Progress goes to stderr, the table to stdout.
+threads otherwise distort a shared machine), and so is GLIBC_TUNABLES with glibc's mmap and trim
+thresholds raised (MALLOC_TUNABLES): PyTorch allocates its activations afresh every pass, and
+with glibc's defaults every large tensor is a new mmap whose pages fault in again, which cost
+PyTorch up to 6x on a virtual machine with slow page faults (what jemalloc or tcmalloc would
+also avoid; --default-malloc turns it off). Progress goes to stderr, the table to stdout.
 """
 import argparse
 import json
@@ -77,9 +81,15 @@ def command(framework, mode, model, args):
     return cmd
 
 
+# Freed memory stays in the process for reuse instead of going back to the kernel.
+MALLOC_TUNABLES = "glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=17179869184"
+
+
 def environment(framework, mode, args):
     env = dict(os.environ)
     env["OMP_WAIT_POLICY"] = "PASSIVE"
+    if not args.default_malloc:
+        env["GLIBC_TUNABLES"] = MALLOC_TUNABLES
     if framework == "pytorch":
         env["OPENBLAS_NUM_THREADS"] = str(threads_for(mode, args))  # if torch loads OpenBLAS
         if args.torch_blas:
@@ -304,7 +314,8 @@ def report(summary, runs, args, invocation):
     out.append(f"{item}machine: {mach['cpu']}, {mach['cpus']} CPUs, {' '.join(mach['flags'])}; "
                f"load average (1 min) before each run {min(loads):.1f}–{max(loads):.1f}")
     out.append(f"{item}scratchnet kernels: {sn['isa']}; PyTorch: ATen {pt['isa']}, "
-               f"BLAS {pt.get('blas')}, OMP_WAIT_POLICY={pt.get('omp_wait_policy')}")
+               f"BLAS {pt.get('blas')}, OMP_WAIT_POLICY={pt.get('omp_wait_policy')}, "
+               f"malloc {'glibc defaults' if args.default_malloc else 'thresholds raised'}")
     out.append(f"{item}training: batch 64, {amount}, after {args.warmup} warm-up steps")
     out.append(f"{item}command: `{invocation}`" if args.markdown else f"command: {invocation}")
     out.append("")
@@ -382,6 +393,8 @@ def parse_args(argv):
                    help="the model_bench executable (default: build/bench/model_bench)")
     p.add_argument("--python", default="/usr/bin/python3",
                    help="the Python with torch for torch_bench.py (default: /usr/bin/python3)")
+    p.add_argument("--default-malloc", action="store_true",
+                   help="leave glibc's malloc thresholds as they are (slower PyTorch: see above)")
     p.add_argument("--torch-blas", metavar="DIR",
                    help="a directory holding a libblas.so.3 for PyTorch to load instead of the "
                         "system's (put on LD_LIBRARY_PATH of the PyTorch runs only)")
