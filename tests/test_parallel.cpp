@@ -1,6 +1,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <stdexcept>
 #include <vector>
@@ -59,6 +60,34 @@ TEST_P(Parallel, NestedCallsRunInline) {
       parallel_for(3, [&](int64_t bb, int64_t ee) { inner += static_cast<int>(ee - bb); });
   });
   EXPECT_EQ(inner.load(), 12);
+}
+
+TEST_P(Parallel, ChunksHoldAtLeastTheGrain) {
+  for (int64_t n : {1, 99, 100, 199, 200, 1001}) {
+    std::atomic<int64_t> covered{0}, chunks{0};
+    parallel_for(n, 100, [&](int64_t begin, int64_t end) {
+      if (n >= 100) {
+        EXPECT_GE(end - begin, 100) << "n=" << n;
+      }
+      covered += end - begin;
+      ++chunks;
+    });
+    EXPECT_EQ(covered.load(), n);
+    EXPECT_LE(chunks.load(), std::max<int64_t>(1, std::min<int64_t>(GetParam(), n / 100)));
+  }
+}
+
+TEST_P(Parallel, ManyQuickCallsInARow) {  // the spinning hand-over, back to back
+  std::atomic<int64_t> sum{0};
+  for (int rep = 0; rep < 2000; ++rep) parallel_for(8, [&](int64_t b, int64_t e) { sum += e - b; });
+  EXPECT_EQ(sum.load(), 8 * 2000);
+}
+
+TEST(ParallelGrain, ChunksOfAboutThirtyTwoThousandFloats) {
+  EXPECT_EQ(parallel_grain(1), 32768);
+  EXPECT_EQ(parallel_grain(784), 41);
+  EXPECT_EQ(parallel_grain(100000), 1);
+  EXPECT_EQ(parallel_grain(0), 32768);
 }
 
 INSTANTIATE_TEST_SUITE_P(Threads, Parallel, ::testing::Values(1, 2, 3, 8));

@@ -16,7 +16,7 @@ template <typename T>
 void avg_pool2d_forward(T* out, const T* in, const Pool2dDims& d) {
   const int64_t plane_in = d.h * d.w, plane_out = d.oh * d.ow;
   const T divisor = static_cast<T>(d.k * d.k);
-  parallel_for(d.n * d.c, [&](int64_t begin, int64_t end) {
+  parallel_for(d.n * d.c, parallel_grain(plane_in), [&](int64_t begin, int64_t end) {
     for (int64_t p = begin; p < end; ++p) {
       const T* src = in + p * plane_in;  // (H, W)
       T* dst = out + p * plane_out;      // (OH, OW)
@@ -45,7 +45,7 @@ template <typename T>
 void avg_pool2d_backward(T* d_in, const T* d_out, const Pool2dDims& d) {
   const int64_t plane_in = d.h * d.w, plane_out = d.oh * d.ow;
   const T divisor = static_cast<T>(d.k * d.k);
-  parallel_for(d.n * d.c, [&](int64_t begin, int64_t end) {
+  parallel_for(d.n * d.c, parallel_grain(plane_in), [&](int64_t begin, int64_t end) {
     for (int64_t p = begin; p < end; ++p) {
       T* dst = d_in + p * plane_in;          // (H, W)
       const T* src = d_out + p * plane_out;  // (OH, OW)

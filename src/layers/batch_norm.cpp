@@ -156,7 +156,7 @@ void batch_norm_forward_train(T* out, T* mean, T* var, T* invstd, const T* in, c
                               const T* beta, int64_t n, int64_t c, int64_t spatial, double eps) {
   const int64_t stride = c * spatial;
   const double count = static_cast<double>(n * spatial);
-  parallel_for(c, [&](int64_t c0, int64_t c1) {
+  parallel_for(c, parallel_grain(n * spatial), [&](int64_t c0, int64_t c1) {
     for (int64_t ch = c0; ch < c1; ++ch) {
       const int64_t offset = ch * spatial;
       // Two passes: the mean, then the squared deviations from it (no cancellation).
@@ -180,7 +180,7 @@ void batch_norm_backward_train(T* d_in, T* d_gamma, T* d_beta, const T* d_out, c
                                int64_t spatial) {
   const int64_t stride = c * spatial;
   const double count = static_cast<double>(n * spatial);
-  parallel_for(c, [&](int64_t c0, int64_t c1) {
+  parallel_for(c, parallel_grain(n * spatial), [&](int64_t c0, int64_t c1) {
     for (int64_t ch = c0; ch < c1; ++ch) {
       const int64_t offset = ch * spatial;
       const double m = static_cast<double>(mean[ch]), is = static_cast<double>(invstd[ch]);
@@ -209,7 +209,7 @@ void batch_norm_forward_eval(T* out, const T* in, const T* running_mean, const T
                              const T* gamma, const T* beta, int64_t n, int64_t c, int64_t spatial,
                              double eps) {
   const int64_t stride = c * spatial;
-  parallel_for(c, [&](int64_t c0, int64_t c1) {
+  parallel_for(c, parallel_grain(n * spatial), [&](int64_t c0, int64_t c1) {
     for (int64_t ch = c0; ch < c1; ++ch) {
       const double is = 1.0 / std::sqrt(static_cast<double>(running_var[ch]) + eps);
       affine_rows(out, in, running_mean[ch], static_cast<T>(static_cast<double>(gamma[ch]) * is),
@@ -223,7 +223,7 @@ void batch_norm_backward_eval(T* d_in, T* d_gamma, T* d_beta, const T* d_out, co
                               const T* running_mean, const T* running_var, const T* gamma,
                               int64_t n, int64_t c, int64_t spatial, double eps) {
   const int64_t stride = c * spatial;
-  parallel_for(c, [&](int64_t c0, int64_t c1) {
+  parallel_for(c, parallel_grain(n * spatial), [&](int64_t c0, int64_t c1) {
     for (int64_t ch = c0; ch < c1; ++ch) {
       const int64_t offset = ch * spatial;
       const double is = 1.0 / std::sqrt(static_cast<double>(running_var[ch]) + eps);

@@ -43,14 +43,14 @@ void Dropout::forward(Tensor& out, const Tensor& in, Mode mode) {
   out.resize(in.shape());
   masked_ = mode == Mode::kTrain;
   if (!masked_) {
-    parallel_for(in.numel(), [&](int64_t begin, int64_t end) {
+    parallel_for(in.numel(), parallel_grain(1), [&](int64_t begin, int64_t end) {
       std::copy(in.data() + begin, in.data() + end, out.data() + begin);
     });
     return;
   }
   mask_.resize(in.shape());                                     // same shape as in
   dropout_mask(mask_.data(), mask_.numel(), options_.p, rng_);  // sequential: reproducible
-  parallel_for(in.numel(), [&](int64_t begin, int64_t end) {
+  parallel_for(in.numel(), parallel_grain(1), [&](int64_t begin, int64_t end) {
     dropout_forward(out.data() + begin, in.data() + begin, mask_.data() + begin, end - begin);
   });
 }
@@ -59,7 +59,7 @@ void Dropout::backward(Tensor& d_in, const Tensor& d_out, const Tensor& in, cons
   check_shape(d_out, in.shape(), "Dropout: gradient of the output");
   d_in.resize(in.shape());
   if (!masked_) {
-    parallel_for(in.numel(), [&](int64_t begin, int64_t end) {
+    parallel_for(in.numel(), parallel_grain(1), [&](int64_t begin, int64_t end) {
       std::copy(d_out.data() + begin, d_out.data() + end, d_in.data() + begin);
     });
     return;
@@ -67,7 +67,7 @@ void Dropout::backward(Tensor& d_in, const Tensor& d_out, const Tensor& in, cons
   SN_CHECK(mask_.shape() == in.shape(),
            "Dropout: backward input of shape {} does not match the last training forward's {}",
            shape_str(in.shape()), shape_str(mask_.shape()));
-  parallel_for(in.numel(), [&](int64_t begin, int64_t end) {
+  parallel_for(in.numel(), parallel_grain(1), [&](int64_t begin, int64_t end) {
     dropout_backward(d_in.data() + begin, d_out.data() + begin, mask_.data() + begin, end - begin);
   });
 }

@@ -30,7 +30,7 @@ Shape Flatten::output_shape(const Shape& in) const {
 // A copy: split over elements (any split gives the same bits).
 void Flatten::forward(Tensor& out, const Tensor& in, Mode /*mode*/) {
   out.resize(output_shape(in.shape()));
-  parallel_for(in.numel(), [&](int64_t begin, int64_t end) {
+  parallel_for(in.numel(), parallel_grain(1), [&](int64_t begin, int64_t end) {
     flatten_forward(out.data() + begin, in.data() + begin, end - begin);
   });
 }
@@ -38,7 +38,7 @@ void Flatten::forward(Tensor& out, const Tensor& in, Mode /*mode*/) {
 void Flatten::backward(Tensor& d_in, const Tensor& d_out, const Tensor& in, const Tensor& /*out*/) {
   check_shape(d_out, output_shape(in.shape()), "Flatten: gradient of the output");
   d_in.resize(in.shape());
-  parallel_for(in.numel(), [&](int64_t begin, int64_t end) {
+  parallel_for(in.numel(), parallel_grain(1), [&](int64_t begin, int64_t end) {
     flatten_backward(d_in.data() + begin, d_out.data() + begin, end - begin);
   });
 }

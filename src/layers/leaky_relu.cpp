@@ -34,7 +34,7 @@ LeakyReLU::LeakyReLU(const LeakyReLUOptions& options) : options_(options) {
 // Element-wise: split over elements (any split gives the same bits).
 void LeakyReLU::forward(Tensor& out, const Tensor& in, Mode /*mode*/) {
   out.resize(in.shape());
-  parallel_for(in.numel(), [&](int64_t begin, int64_t end) {
+  parallel_for(in.numel(), parallel_grain(1), [&](int64_t begin, int64_t end) {
     leaky_relu_forward(out.data() + begin, in.data() + begin, end - begin, options_.negative_slope);
   });
 }
@@ -43,7 +43,7 @@ void LeakyReLU::backward(Tensor& d_in, const Tensor& d_out, const Tensor& in,
                          const Tensor& /*out*/) {
   check_shape(d_out, in.shape(), "LeakyReLU: gradient of the output");
   d_in.resize(in.shape());
-  parallel_for(in.numel(), [&](int64_t begin, int64_t end) {
+  parallel_for(in.numel(), parallel_grain(1), [&](int64_t begin, int64_t end) {
     leaky_relu_backward(d_in.data() + begin, d_out.data() + begin, in.data() + begin, end - begin,
                         options_.negative_slope);
   });

@@ -129,7 +129,7 @@ void max_pool2d_forward(T* out, int32_t* argmax, const T* in, const Pool2dDims& 
 #if defined(__x86_64__) || defined(_M_X64)
   if constexpr (std::is_same_v<T, float>) {
     if (d.k == 2 && d.stride == 2 && d.padding == 0 && has_avx512()) {
-      parallel_for(d.n * d.c, [&](int64_t begin, int64_t end) {
+      parallel_for(d.n * d.c, parallel_grain(plane_in), [&](int64_t begin, int64_t end) {
         for (int64_t p = begin; p < end; ++p)
           max_pool_2x2_plane(out + p * plane_out, argmax ? argmax + p * plane_out : nullptr,
                              in + p * plane_in, d);
@@ -138,7 +138,7 @@ void max_pool2d_forward(T* out, int32_t* argmax, const T* in, const Pool2dDims& 
     }
   }
 #endif
-  parallel_for(d.n * d.c, [&](int64_t begin, int64_t end) {
+  parallel_for(d.n * d.c, parallel_grain(plane_in), [&](int64_t begin, int64_t end) {
     for (int64_t p = begin; p < end; ++p) {
       const T* src = in + p * plane_in;                          // (H, W)
       T* dst = out + p * plane_out;                              // (OH, OW)
@@ -173,7 +173,7 @@ void max_pool2d_forward(T* out, int32_t* argmax, const T* in, const Pool2dDims& 
 template <typename T>
 void max_pool2d_backward(T* d_in, const T* d_out, const int32_t* argmax, const Pool2dDims& d) {
   const int64_t plane_in = d.h * d.w, plane_out = d.oh * d.ow;
-  parallel_for(d.n * d.c, [&](int64_t begin, int64_t end) {
+  parallel_for(d.n * d.c, parallel_grain(plane_in), [&](int64_t begin, int64_t end) {
     for (int64_t p = begin; p < end; ++p) {
       T* dst = d_in + p * plane_in;                 // (H, W)
       const T* src = d_out + p * plane_out;         // (OH, OW)

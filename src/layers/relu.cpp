@@ -29,7 +29,7 @@ template void relu_backward<double>(double*, const double*, const double*, int64
 // elements rather than the batch, which also balances a batch of one.
 void ReLU::forward(Tensor& out, const Tensor& in, Mode /*mode*/) {
   out.resize(in.shape());
-  parallel_for(in.numel(), [&](int64_t begin, int64_t end) {
+  parallel_for(in.numel(), parallel_grain(1), [&](int64_t begin, int64_t end) {
     relu_forward(out.data() + begin, in.data() + begin, end - begin);
   });
 }
@@ -37,7 +37,7 @@ void ReLU::forward(Tensor& out, const Tensor& in, Mode /*mode*/) {
 void ReLU::backward(Tensor& d_in, const Tensor& d_out, const Tensor& in, const Tensor& /*out*/) {
   check_shape(d_out, in.shape(), "ReLU: gradient of the output");
   d_in.resize(in.shape());
-  parallel_for(in.numel(), [&](int64_t begin, int64_t end) {
+  parallel_for(in.numel(), parallel_grain(1), [&](int64_t begin, int64_t end) {
     relu_backward(d_in.data() + begin, d_out.data() + begin, in.data() + begin, end - begin);
   });
 }

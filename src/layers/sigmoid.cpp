@@ -27,7 +27,7 @@ template void sigmoid_backward<double>(double*, const double*, const double*, in
 // Element-wise: split over elements (any split gives the same bits).
 void Sigmoid::forward(Tensor& out, const Tensor& in, Mode /*mode*/) {
   out.resize(in.shape());
-  parallel_for(in.numel(), [&](int64_t begin, int64_t end) {
+  parallel_for(in.numel(), parallel_grain(1), [&](int64_t begin, int64_t end) {
     sigmoid_forward(out.data() + begin, in.data() + begin, end - begin);
   });
 }
@@ -36,7 +36,7 @@ void Sigmoid::backward(Tensor& d_in, const Tensor& d_out, const Tensor& in, cons
   check_shape(d_out, in.shape(), "Sigmoid: gradient of the output");
   check_shape(out, in.shape(), "Sigmoid: forward output");
   d_in.resize(in.shape());
-  parallel_for(in.numel(), [&](int64_t begin, int64_t end) {
+  parallel_for(in.numel(), parallel_grain(1), [&](int64_t begin, int64_t end) {
     sigmoid_backward(d_in.data() + begin, d_out.data() + begin, out.data() + begin, end - begin);
   });
 }

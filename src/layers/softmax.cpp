@@ -52,7 +52,7 @@ Shape Softmax::output_shape(const Shape& in) const {
 void Softmax::forward(Tensor& out, const Tensor& in, Mode /*mode*/) {
   out.resize(output_shape(in.shape()));
   const int64_t f = in.dim(1);
-  parallel_for(in.dim(0), [&](int64_t begin, int64_t end) {
+  parallel_for(in.dim(0), parallel_grain(f), [&](int64_t begin, int64_t end) {
     softmax_forward(out.data() + begin * f, in.data() + begin * f, end - begin, f);
   });
 }
@@ -63,7 +63,7 @@ void Softmax::backward(Tensor& d_in, const Tensor& d_out, const Tensor& in, cons
   check_shape(out, shape, "Softmax: forward output");
   d_in.resize(shape);
   const int64_t f = in.dim(1);
-  parallel_for(in.dim(0), [&](int64_t begin, int64_t end) {
+  parallel_for(in.dim(0), parallel_grain(f), [&](int64_t begin, int64_t end) {
     softmax_backward(d_in.data() + begin * f, d_out.data() + begin * f, out.data() + begin * f,
                      end - begin, f);
   });

@@ -26,7 +26,7 @@ template void tanh_backward<double>(double*, const double*, const double*, int64
 // Element-wise: split over elements (any split gives the same bits).
 void Tanh::forward(Tensor& out, const Tensor& in, Mode /*mode*/) {
   out.resize(in.shape());
-  parallel_for(in.numel(), [&](int64_t begin, int64_t end) {
+  parallel_for(in.numel(), parallel_grain(1), [&](int64_t begin, int64_t end) {
     tanh_forward(out.data() + begin, in.data() + begin, end - begin);
   });
 }
@@ -35,7 +35,7 @@ void Tanh::backward(Tensor& d_in, const Tensor& d_out, const Tensor& in, const T
   check_shape(d_out, in.shape(), "Tanh: gradient of the output");
   check_shape(out, in.shape(), "Tanh: forward output");
   d_in.resize(in.shape());
-  parallel_for(in.numel(), [&](int64_t begin, int64_t end) {
+  parallel_for(in.numel(), parallel_grain(1), [&](int64_t begin, int64_t end) {
     tanh_backward(d_in.data() + begin, d_out.data() + begin, out.data() + begin, end - begin);
   });
 }
