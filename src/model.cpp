@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "scratchnet/check.h"
 
 namespace scratchnet {
@@ -85,15 +87,8 @@ const Tensor& Sequential::forward(const Tensor& x, Mode mode) {
            "model input: expected shape {}, got {}", with_n(sample_shape_), shape_str(x.shape()));
   const Tensor* in = &x;
   if (mode == Mode::kEval) {
-    // Nothing is kept for a backward pass: two buffers take turns.
     input_ = nullptr;
-    for (size_t i = 0; i < layers_.size(); ++i) {
-      Tensor& out = eval_acts_[i % 2];
-      out.resize(batched(x.dim(0), out_shapes_[i]));
-      layers_[i]->forward(out, *in, mode);
-      in = &out;
-    }
-    return *in;
+    return eval_forward(x);
   }
   plan(x.dim(0));
   input_ = &x;
@@ -102,6 +97,73 @@ const Tensor& Sequential::forward(const Tensor& x, Mode mode) {
     in = &acts_[i];
   }
   return acts_.back();
+}
+
+// A large batch runs in chunks of samples through the layers with big activations and small
+// weights (the convolutions), so that activations stay in cache rather than each layer
+// streaming the whole batch's through memory; from the first layer whose weights outweigh a
+// chunk's input (the first big Linear) on, the whole batch at once, so those weights are
+// read (and packed) once.
+const Tensor& Sequential::eval_forward(const Tensor& x) {
+  const int64_t n = x.dim(0);
+  int64_t largest = shape_numel(sample_shape_);
+  for (const Shape& s : out_shapes_) largest = std::max(largest, shape_numel(s));
+  const int64_t chunk = std::clamp<int64_t>(kEvalChunkFloats / largest, 8, 256);
+  size_t split = 0;  // layers [0, split) run in chunks
+  for (Shape in = sample_shape_; split < layers_.size(); in = out_shapes_[split++]) {
+    int64_t weights = 0;
+    for (auto& p : layers_[split]->params()) weights += p.param->value.numel();
+    if (weights > chunk * shape_numel(in)) break;
+  }
+  if (n <= chunk || split == 0) return eval_layers(x, 0, layers_.size());
+  const int64_t in_size = x.numel() / n, mid_size = shape_numel(out_shapes_[split - 1]);
+  eval_mid_.resize(batched(n, out_shapes_[split - 1]));
+  for (int64_t s0 = 0; s0 < n; s0 += chunk) {
+    const int64_t count = std::min(chunk, n - s0);
+    eval_in_.resize(batched(count, sample_shape_));
+    std::copy(x.data() + s0 * in_size, x.data() + (s0 + count) * in_size, eval_in_.data());
+    const Tensor& mid = eval_layers(eval_in_, 0, split);
+    std::copy(mid.data(), mid.data() + count * mid_size, eval_mid_.data() + s0 * mid_size);
+  }
+  return split == layers_.size() ? eval_mid_ : eval_layers(eval_mid_, split, layers_.size());
+}
+
+// Layers [first, last) on x. Nothing is kept for a backward pass: two buffers take turns.
+// A layer followed by ReLU runs both in one pass where it can (forward_eval_relu), ReLU
+// followed by a layer that commutes with it (max-pool) runs as that layer then ReLU on its
+// smaller output, and Flatten and Dropout (the identity in eval mode) only reshape. The
+// values are those of running the layers one by one.
+const Tensor& Sequential::eval_layers(const Tensor& x, size_t first, size_t last) {
+  const int64_t n = x.dim(0);
+  const Tensor* in = &x;
+  int next = 0;  // eval_acts_[next] takes the next output
+  for (size_t i = first; i < last;) {
+    Tensor& out = eval_acts_[next];
+    Layer& layer = *layers_[i];
+    bool fused = false;  // layers i and i + 1 as one
+    if (i + 1 < last) {
+      Layer& after = *layers_[i + 1];
+      out.resize(batched(n, out_shapes_[i + 1]));
+      if (layer.kind() == "ReLU" && after.commutes_with_relu())
+        fused = after.forward_eval_relu(out, *in);
+      else if (after.kind() == "ReLU")
+        fused = layer.forward_eval_relu(out, *in);
+    }
+    if (fused) {
+      i += 2;
+    } else if ((layer.kind() == "Flatten" || layer.kind() == "Dropout") && in != &x) {
+      eval_acts_[1 - next].reshape(batched(n, out_shapes_[i]));  // `in`, kept as it is
+      i += 1;
+      continue;
+    } else {
+      out.resize(batched(n, out_shapes_[i]));
+      layer.forward(out, *in, Mode::kEval);
+      i += 1;
+    }
+    in = &out;
+    next = 1 - next;
+  }
+  return *in;
 }
 
 const Tensor& Sequential::backward(const Tensor& d_out, size_t down_to) {

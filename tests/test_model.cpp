@@ -3,7 +3,10 @@
 
 #include <cmath>
 
+#include "scratchnet/layers/batch_norm1d.h"
+#include "scratchnet/layers/batch_norm2d.h"
 #include "scratchnet/layers/conv2d.h"
+#include "scratchnet/layers/dropout.h"
 #include "scratchnet/layers/flatten.h"
 #include "scratchnet/layers/linear.h"
 #include "scratchnet/layers/max_pool2d.h"
@@ -155,6 +158,49 @@ TEST(Sequential, BuffersAreReusedAcrossSteps) {
   EXPECT_EQ(m.forward(small, Mode::kEval).data(), first);  // smaller batch, same storage
   EXPECT_EQ(m.forward(small, Mode::kEval).dim(0), 5);
   EXPECT_EQ(m.forward(x, Mode::kEval).data(), first);
+}
+
+// Every shortcut of the eval forward at once: ReLU then max-pool, BatchNorm then ReLU,
+// Flatten and Dropout as reshapes, chunks of samples (600 > the chunk of 256) and a Linear
+// big enough to run on the whole batch after them.
+TEST(Sequential, EvalForwardEqualsTheLayersOneByOne) {
+  Sequential m;
+  m.add(Conv2d({.in_channels = 1, .out_channels = 4, .kernel = 3, .padding = 1}))
+      .add(ReLU())
+      .add(MaxPool2d({.kernel = 2}))
+      .add(Conv2d({.in_channels = 4, .out_channels = 6, .kernel = 3, .padding = 1}))
+      .add(BatchNorm2d({.num_features = 6}))
+      .add(ReLU())
+      .add(Dropout({.p = 0.5f}))
+      .add(Flatten())
+      .add(Linear({.in_features = 6 * 6 * 6, .out_features = 300}))
+      .add(BatchNorm1d({.num_features = 300}))
+      .add(ReLU())
+      .add(Linear({.in_features = 300, .out_features = 5}))
+      .add(ReLU());
+  m.build({1, 12, 12});
+  m.init(Init::kPyTorch, 7);
+  uint64_t seed = 20;
+  for (auto& b : m.buffers()) {
+    if (b.name.find("running_mean") != std::string::npos)
+      *b.tensor = random_tensor(b.tensor->shape(), ++seed);
+    if (b.name.find("running_var") != std::string::npos)
+      for (float& v : *b.tensor) v = 0.5f + std::abs(v) + 0.01f * static_cast<float>(++seed % 7);
+  }
+  for (int64_t n : {1, 7, 600}) {
+    Tensor x = random_tensor({n, 1, 12, 12}, 30 + n);
+    Tensor expected = x;
+    for (size_t i = 0; i < m.size(); ++i) {
+      Shape shape = m.output_shape(i);
+      shape.insert(shape.begin(), n);
+      Tensor out(shape);
+      m.layer(i).forward(out, expected, Mode::kEval);
+      expected = out;
+    }
+    const Tensor& got = m.forward(x, Mode::kEval);
+    ASSERT_EQ(got.shape(), expected.shape()) << "n=" << n;
+    EXPECT_EQ(got.to_vector(), expected.to_vector()) << "n=" << n;
+  }
 }
 
 TEST(Sequential, BackwardNeedsATrainingForward) {

@@ -75,6 +75,10 @@ class Sequential {
   void plan(int64_t batch);  // activations for a training forward
   void plan_gradients();     // their gradients, on the first backward
   static Shape batched(int64_t n, const Shape& sample);
+  const Tensor& eval_forward(const Tensor& x);
+  const Tensor& eval_layers(const Tensor& x, size_t first, size_t last);
+  // A chunk of an eval forward holds about this many floats of the largest activation.
+  static constexpr int64_t kEvalChunkFloats = int64_t{1} << 20;
 
   std::vector<std::unique_ptr<Layer>> layers_;
   Shape sample_shape_;
@@ -82,6 +86,7 @@ class Sequential {
   std::vector<Tensor> acts_;       // acts_[i] output of layer i
   std::vector<Tensor> d_acts_;     // d_acts_[i] gradient for the input of layer i
   Tensor eval_acts_[2];            // an eval forward's outputs, alternating
+  Tensor eval_in_, eval_mid_;      // a chunk of an eval forward's input; the chunks' outputs
   const Tensor* input_ = nullptr;  // the last training forward's input
   int64_t batch_ = -1, grad_batch_ = -1;
 };

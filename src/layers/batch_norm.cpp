@@ -141,11 +141,18 @@ void backward_sums(double& sum_dy, double& sum_dy_xc, const T* d_out, const T* i
 // out = (in - center) * scale + shift over one channel's N rows.
 template <typename T>
 void affine_rows(T* out, const T* in, T center, T scale, T shift, int64_t n, int64_t stride,
-                 int64_t offset, int64_t spatial) {
+                 int64_t offset, int64_t spatial, bool relu = false) {
   for (int64_t i = 0; i < n; ++i) {
     const T* x = in + i * stride + offset;
     T* y = out + i * stride + offset;
-    for (int64_t s = 0; s < spatial; ++s) y[s] = (x[s] - center) * scale + shift;
+    if (relu) {
+      for (int64_t s = 0; s < spatial; ++s) {
+        const T v = (x[s] - center) * scale + shift;
+        y[s] = v < T(0) ? T(0) : v;  // as relu_forward
+      }
+    } else {
+      for (int64_t s = 0; s < spatial; ++s) y[s] = (x[s] - center) * scale + shift;
+    }
   }
 }
 
@@ -207,13 +214,13 @@ void batch_norm_backward_train(T* d_in, T* d_gamma, T* d_beta, const T* d_out, c
 template <typename T>
 void batch_norm_forward_eval(T* out, const T* in, const T* running_mean, const T* running_var,
                              const T* gamma, const T* beta, int64_t n, int64_t c, int64_t spatial,
-                             double eps) {
+                             double eps, bool relu) {
   const int64_t stride = c * spatial;
   parallel_for(c, parallel_grain(n * spatial), [&](int64_t c0, int64_t c1) {
     for (int64_t ch = c0; ch < c1; ++ch) {
       const double is = 1.0 / std::sqrt(static_cast<double>(running_var[ch]) + eps);
       affine_rows(out, in, running_mean[ch], static_cast<T>(static_cast<double>(gamma[ch]) * is),
-                  beta[ch], n, stride, ch * spatial, spatial);
+                  beta[ch], n, stride, ch * spatial, spatial, relu);
     }
   });
 }
@@ -262,7 +269,7 @@ void batch_norm_update_running(T* running_mean, T* running_var, const T* mean, c
   template void batch_norm_backward_train<T>(T*, T*, T*, const T*, const T*, const T*, const T*,   \
                                              const T*, int64_t, int64_t, int64_t);                 \
   template void batch_norm_forward_eval<T>(T*, const T*, const T*, const T*, const T*, const T*,   \
-                                           int64_t, int64_t, int64_t, double);                     \
+                                           int64_t, int64_t, int64_t, double, bool);               \
   template void batch_norm_backward_eval<T>(T*, T*, T*, const T*, const T*, const T*, const T*,    \
                                             const T*, int64_t, int64_t, int64_t, double);          \
   template void batch_norm_update_running<T>(T*, T*, const T*, const T*, int64_t, int64_t, double);
@@ -327,6 +334,18 @@ void BatchNorm::forward(Tensor& out, const Tensor& in, Mode mode) {
   }
   has_forward_ = true;
   last_mode_ = mode;
+}
+
+bool BatchNorm::forward_eval_relu(Tensor& out, const Tensor& in) {
+  const Shape& shape = in.shape();
+  check_shape(out, output_shape(shape), (kind() + ": output").c_str());
+  const int64_t n = shape[0], c = shape[1], spatial = spatial_size(shape);
+  batch_norm_forward_eval(out.data(), in.data(), running_mean_.data(), running_var_.data(),
+                          weight_.value.data(), bias_.value.data(), n, c, spatial, options_.eps,
+                          /*relu=*/true);
+  has_forward_ = true;
+  last_mode_ = Mode::kEval;
+  return true;
 }
 
 void BatchNorm::backward(Tensor& d_in, const Tensor& d_out, const Tensor& in,

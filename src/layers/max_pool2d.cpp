@@ -12,6 +12,7 @@
 #endif
 
 #include "scratchnet/check.h"
+#include "scratchnet/layers/relu.h"
 #include "scratchnet/parallel.h"
 
 namespace scratchnet {
@@ -222,6 +223,16 @@ void MaxPool2d::forward(Tensor& out, const Tensor& in, Mode /*mode*/) {
   argmax_.resize(static_cast<size_t>(out.numel()));  // keeps its storage once planned
   argmax_input_shape_ = in.shape();
   max_pool2d_forward(out.data(), argmax_.data(), in.data(), d);
+}
+
+bool MaxPool2d::forward_eval_relu(Tensor& out, const Tensor& in) {
+  Pool2dDims d = dims(in.shape());
+  check_shape(out, {d.n, d.c, d.oh, d.ow}, "MaxPool2d output");
+  max_pool2d_forward(out.data(), static_cast<int32_t*>(nullptr), in.data(), d);
+  parallel_for(out.numel(), parallel_grain(1), [&](int64_t begin, int64_t end) {
+    relu_forward(out.data() + begin, out.data() + begin, end - begin);
+  });
+  return true;
 }
 
 void MaxPool2d::backward(Tensor& d_in, const Tensor& d_out, const Tensor& in,

@@ -50,11 +50,12 @@ void batch_norm_backward_train(T* d_in, T* d_gamma, T* d_beta, const T* d_out, c
                                const T* mean, const T* invstd, const T* gamma, int64_t n, int64_t c,
                                int64_t spatial);
 
-// Eval forward with the running statistics. out (N, C, S) is overwritten.
+// Eval forward with the running statistics. out (N, C, S) is overwritten; with relu, by
+// max(result, 0) (one pass instead of BatchNorm then ReLU, same values).
 template <typename T>
 void batch_norm_forward_eval(T* out, const T* in, const T* running_mean, const T* running_var,
                              const T* gamma, const T* beta, int64_t n, int64_t c, int64_t spatial,
-                             double eps);
+                             double eps, bool relu = false);
 
 // Eval backward, the affine map: d_in = d_out * gamma / sqrt(running_var + eps) (overwritten),
 // d_beta += sum(d_out), d_gamma += sum(d_out * x_hat) with x_hat from the running statistics.
@@ -77,6 +78,7 @@ class BatchNorm : public Layer {
  public:
   void forward(Tensor& out, const Tensor& in, Mode mode) override;
   void backward(Tensor& d_in, const Tensor& d_out, const Tensor& in, const Tensor& out) override;
+  bool forward_eval_relu(Tensor& out, const Tensor& in) override;
   std::string describe() const override;  // "BatchNorm2d(32, eps=1e-05, momentum=0.1)"
   // Two per element (the normalisation as one multiply-add per value).
   int64_t flops(const Shape& in) const override;
