@@ -5,6 +5,8 @@
 #include <algorithm>
 
 #include "scratchnet/check.h"
+#include "scratchnet/layers/relu.h"
+#include "scratchnet/parallel.h"
 
 namespace scratchnet {
 
@@ -92,7 +94,22 @@ const Tensor& Sequential::forward(const Tensor& x, Mode mode) {
   }
   plan(x.dim(0));
   input_ = &x;
+  // Pairs with ReLU run as one (see eval_layers); backward knows them by fused_.
+  fused_.assign(layers_.size(), Fused::kNone);
   for (size_t i = 0; i < layers_.size(); ++i) {
+    if (i + 1 < layers_.size()) {
+      Layer& layer = *layers_[i];
+      Layer& after = *layers_[i + 1];
+      if (layer.kind() == "ReLU" && after.commutes_with_relu() &&
+          after.forward_relu(acts_[i + 1], *in, mode))
+        fused_[i] = Fused::kReluFirst;
+      else if (after.kind() == "ReLU" && layer.forward_relu(acts_[i + 1], *in, mode))
+        fused_[i] = Fused::kReluAfter;
+      if (fused_[i] != Fused::kNone) {
+        in = &acts_[++i];
+        continue;
+      }
+    }
     layers_[i]->forward(acts_[i], *in, mode);
     in = &acts_[i];
   }
@@ -129,7 +146,7 @@ const Tensor& Sequential::eval_forward(const Tensor& x) {
 }
 
 // Layers [first, last) on x. Nothing is kept for a backward pass: two buffers take turns.
-// A layer followed by ReLU runs both in one pass where it can (forward_eval_relu), ReLU
+// A layer followed by ReLU runs both in one pass where it can (forward_relu), ReLU
 // followed by a layer that commutes with it (max-pool) runs as that layer then ReLU on its
 // smaller output, and Flatten and Dropout (the identity in eval mode) only reshape. The
 // values are those of running the layers one by one.
@@ -145,9 +162,9 @@ const Tensor& Sequential::eval_layers(const Tensor& x, size_t first, size_t last
       Layer& after = *layers_[i + 1];
       out.resize(batched(n, out_shapes_[i + 1]));
       if (layer.kind() == "ReLU" && after.commutes_with_relu())
-        fused = after.forward_eval_relu(out, *in);
+        fused = after.forward_relu(out, *in, Mode::kEval);
       else if (after.kind() == "ReLU")
-        fused = layer.forward_eval_relu(out, *in);
+        fused = layer.forward_relu(out, *in, Mode::kEval);
     }
     if (fused) {
       i += 2;
@@ -177,6 +194,32 @@ const Tensor& Sequential::backward(const Tensor& d_out, size_t down_to) {
            down_to, layers_.size());
   for (size_t i = layers_.size(); i-- > down_to;) {
     const Tensor& in = i == 0 ? *input_ : acts_[i - 1];
+    const size_t f = i - 1;  // the first layer of a pair ending at i
+    if (i >= 1 && fused_[f] == Fused::kReluAfter) {
+      // Layer f's output was not kept; ReLU's own output has its sign, zeros included.
+      layers_[i]->backward(d_acts_[i], *d, acts_[i], acts_[i]);
+      d = &d_acts_[i];
+      continue;
+    }
+    if (i >= 1 && fused_[f] == Fused::kReluFirst) {
+      const Tensor& pair_in = f == 0 ? *input_ : acts_[f - 1];
+      if (down_to <= f) {  // through the pair at once: ReLU's gradient, then layer i's
+        relu_grad_.resize(d->shape());
+        const float* g = d->data();
+        const float* y = acts_[i].data();
+        parallel_for(d->numel(), parallel_grain(1), [&](int64_t begin, int64_t end) {
+          relu_backward(relu_grad_.data() + begin, g + begin, y + begin, end - begin);
+        });
+        layers_[i]->backward(d_acts_[f], relu_grad_, pair_in, acts_[i]);
+        d = &d_acts_[f];
+        i = f;
+        continue;
+      }
+      // Stopping between the two: the gradient for ReLU's output needs them one by one.
+      layers_[f]->forward(acts_[f], pair_in, Mode::kTrain);
+      layers_[i]->forward(acts_[i], acts_[f], Mode::kTrain);
+      fused_[f] = Fused::kNone;
+    }
     layers_[i]->backward(d_acts_[i], *d, in, acts_[i]);
     d = &d_acts_[i];
   }

@@ -203,6 +203,70 @@ TEST(Sequential, EvalForwardEqualsTheLayersOneByOne) {
   }
 }
 
+// The layers of `m` one by one in training mode, forward then backward from d_out down to
+// layer down_to: the output, every parameter gradient and the returned input gradient.
+std::vector<std::vector<float>> step_one_by_one(Sequential& m, const Tensor& x, const Tensor& d_out,
+                                                size_t down_to) {
+  std::vector<Tensor> acts{x};
+  for (size_t i = 0; i < m.size(); ++i) {
+    Shape shape = m.output_shape(i);
+    shape.insert(shape.begin(), x.dim(0));
+    Tensor out(shape);
+    m.layer(i).forward(out, acts.back(), Mode::kTrain);
+    acts.push_back(out);
+  }
+  std::vector<std::vector<float>> result{acts.back().to_vector()};
+  Tensor d = d_out;
+  for (size_t i = m.size(); i-- > down_to;) {
+    Tensor d_in(acts[i].shape());
+    m.layer(i).backward(d_in, d, acts[i], acts[i + 1]);
+    d = d_in;
+  }
+  for (auto& p : m.params()) result.push_back(p.param->grad.to_vector());
+  result.push_back(d.to_vector());
+  return result;
+}
+
+std::vector<std::vector<float>> step_as_a_model(Sequential& m, const Tensor& x, const Tensor& d_out,
+                                                size_t down_to) {
+  std::vector<std::vector<float>> result{m.forward(x, Mode::kTrain).to_vector()};
+  const Tensor& d = m.backward(d_out, down_to);
+  for (auto& p : m.params()) result.push_back(p.param->grad.to_vector());
+  result.push_back(d.to_vector());
+  return result;
+}
+
+// Training runs ReLU then max-pool as max-pool then ReLU, and BatchNorm then ReLU in one pass:
+// the output, the parameter gradients and the input gradient are those of the layers one by
+// one, bit for bit, also when backward stops between a fused pair.
+TEST(Sequential, TrainingStepEqualsTheLayersOneByOne) {
+  auto make = [] {
+    Sequential m;
+    m.add(Conv2d({.in_channels = 1, .out_channels = 4, .kernel = 3, .padding = 1}))
+        .add(ReLU())
+        .add(MaxPool2d({.kernel = 2}))
+        .add(Conv2d({.in_channels = 4, .out_channels = 6, .kernel = 3, .padding = 1}))
+        .add(BatchNorm2d({.num_features = 6}))
+        .add(ReLU())
+        .add(Flatten())
+        .add(Linear({.in_features = 6 * 5 * 5, .out_features = 7}))
+        .add(ReLU());
+    m.build({1, 10, 10});
+    m.init(Init::kPyTorch, 11);
+    return m;
+  };
+  Tensor x = random_tensor({6, 1, 10, 10}, 12);
+  Tensor d_out = random_tensor({6, 7}, 13);
+  for (size_t down_to : {0, 2, 3, 5}) {  // 2 and 5: between the two layers of a pair
+    Sequential fused = make(), plain = make();
+    auto got = step_as_a_model(fused, x, d_out, down_to);
+    auto want = step_one_by_one(plain, x, d_out, down_to);
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t k = 0; k < got.size(); ++k)
+      EXPECT_EQ(got[k], want[k]) << "down_to=" << down_to << " result " << k;
+  }
+}
+
 TEST(Sequential, BackwardNeedsATrainingForward) {
   Sequential m = small_cnn();
   Tensor x = random_tensor({2, 1, 6, 5}, 3);

@@ -23,12 +23,14 @@
 //   prepare()          after its tensors were loaded (model files call it): checks them and
 //                      builds what is derived from them (int8 layers pack their weights), or
 //                      throws naming the tensor and what is wrong.
-//   forward_eval_relu(out, in)
-//                      optional: the eval forward followed by ReLU in one pass, exactly equal
-//                      to the two in turn; false when the layer has no such path.
+//   forward_relu(out, in, mode)
+//                      optional: forward followed by ReLU in one pass, with the values of the
+//                      two in turn; false when the layer has no such path. A layer that has
+//                      one must not read `out` in backward (Sequential skips writing it).
 //   commutes_with_relu()
-//                      true when ReLU before the layer equals ReLU after it (max-pool), so
-//                      that Sequential may run ReLU then the layer as forward_eval_relu.
+//                      true when ReLU then the layer gives the values and input gradient of
+//                      the layer then ReLU (max-pool), so that Sequential may run the pair as
+//                      forward_relu.
 //
 // Mode::kTrain and Mode::kEval follow PyTorch's module.train() / module.eval(): dropout
 // and batch statistics act only in training.
@@ -94,7 +96,7 @@ class Layer {
   virtual std::vector<NamedBuffer> buffers() { return {}; }
   virtual void init(Init /*scheme*/, Rng& /*rng*/) {}
   virtual void prepare() {}
-  virtual bool forward_eval_relu(Tensor& /*out*/, const Tensor& /*in*/) { return false; }
+  virtual bool forward_relu(Tensor& /*out*/, const Tensor& /*in*/, Mode /*mode*/) { return false; }
   virtual bool commutes_with_relu() const { return false; }
 };
 

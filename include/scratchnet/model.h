@@ -87,6 +87,11 @@ class Sequential {
   std::vector<Tensor> d_acts_;     // d_acts_[i] gradient for the input of layer i
   Tensor eval_acts_[2];            // an eval forward's outputs, alternating
   Tensor eval_in_, eval_mid_;      // a chunk of an eval forward's input; the chunks' outputs
+  // Layer i and i + 1 ran as one in the last training forward: ReLU then a layer that
+  // commutes with it, or a layer then ReLU. Layer i's output was not written.
+  enum class Fused : uint8_t { kNone, kReluFirst, kReluAfter };
+  std::vector<Fused> fused_;
+  Tensor relu_grad_;               // ReLU's gradient inside a kReluFirst pair
   const Tensor* input_ = nullptr;  // the last training forward's input
   int64_t batch_ = -1, grad_batch_ = -1;
 };

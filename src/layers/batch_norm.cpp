@@ -160,7 +160,8 @@ void affine_rows(T* out, const T* in, T center, T scale, T shift, int64_t n, int
 
 template <typename T>
 void batch_norm_forward_train(T* out, T* mean, T* var, T* invstd, const T* in, const T* gamma,
-                              const T* beta, int64_t n, int64_t c, int64_t spatial, double eps) {
+                              const T* beta, int64_t n, int64_t c, int64_t spatial, double eps,
+                              bool relu) {
   const int64_t stride = c * spatial;
   const double count = static_cast<double>(n * spatial);
   parallel_for(c, parallel_grain(n * spatial), [&](int64_t c0, int64_t c1) {
@@ -176,7 +177,7 @@ void batch_norm_forward_train(T* out, T* mean, T* var, T* invstd, const T* in, c
       var[ch] = static_cast<T>(v);
       invstd[ch] = static_cast<T>(is);
       affine_rows(out, in, mean[ch], static_cast<T>(static_cast<double>(gamma[ch]) * is), beta[ch],
-                  n, stride, offset, spatial);
+                  n, stride, offset, spatial, relu);
     }
   });
 }
@@ -265,7 +266,7 @@ void batch_norm_update_running(T* running_mean, T* running_var, const T* mean, c
 
 #define SN_INSTANTIATE(T)                                                                          \
   template void batch_norm_forward_train<T>(T*, T*, T*, T*, const T*, const T*, const T*, int64_t, \
-                                            int64_t, int64_t, double);                             \
+                                            int64_t, int64_t, double, bool);                       \
   template void batch_norm_backward_train<T>(T*, T*, T*, const T*, const T*, const T*, const T*,   \
                                              const T*, int64_t, int64_t, int64_t);                 \
   template void batch_norm_forward_eval<T>(T*, const T*, const T*, const T*, const T*, const T*,   \
@@ -311,6 +312,15 @@ int64_t spatial_size(const Shape& in) {
 }  // namespace
 
 void BatchNorm::forward(Tensor& out, const Tensor& in, Mode mode) {
+  run_forward(out, in, mode, false);
+}
+
+bool BatchNorm::forward_relu(Tensor& out, const Tensor& in, Mode mode) {
+  run_forward(out, in, mode, true);
+  return true;
+}
+
+void BatchNorm::run_forward(Tensor& out, const Tensor& in, Mode mode, bool relu) {
   const Shape& shape = in.shape();
   check_shape(out, output_shape(shape), (kind() + ": output").c_str());
   const int64_t n = shape[0], c = shape[1], spatial = spatial_size(shape);
@@ -324,28 +334,16 @@ void BatchNorm::forward(Tensor& out, const Tensor& in, Mode mode) {
     var_.resize({c});
     invstd_.resize({c});
     batch_norm_forward_train(out.data(), mean_.data(), var_.data(), invstd_.data(), in.data(),
-                             weight_.value.data(), bias_.value.data(), n, c, spatial, eps);
+                             weight_.value.data(), bias_.value.data(), n, c, spatial, eps, relu);
     batch_norm_update_running(running_mean_.data(), running_var_.data(), mean_.data(), var_.data(),
                               c, n * spatial, options_.momentum);
     num_batches_tracked_[0] += 1;
   } else {
     batch_norm_forward_eval(out.data(), in.data(), running_mean_.data(), running_var_.data(),
-                            weight_.value.data(), bias_.value.data(), n, c, spatial, eps);
+                            weight_.value.data(), bias_.value.data(), n, c, spatial, eps, relu);
   }
   has_forward_ = true;
   last_mode_ = mode;
-}
-
-bool BatchNorm::forward_eval_relu(Tensor& out, const Tensor& in) {
-  const Shape& shape = in.shape();
-  check_shape(out, output_shape(shape), (kind() + ": output").c_str());
-  const int64_t n = shape[0], c = shape[1], spatial = spatial_size(shape);
-  batch_norm_forward_eval(out.data(), in.data(), running_mean_.data(), running_var_.data(),
-                          weight_.value.data(), bias_.value.data(), n, c, spatial, options_.eps,
-                          /*relu=*/true);
-  has_forward_ = true;
-  last_mode_ = Mode::kEval;
-  return true;
 }
 
 void BatchNorm::backward(Tensor& d_in, const Tensor& d_out, const Tensor& in,

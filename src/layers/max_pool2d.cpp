@@ -225,10 +225,14 @@ void MaxPool2d::forward(Tensor& out, const Tensor& in, Mode /*mode*/) {
   max_pool2d_forward(out.data(), argmax_.data(), in.data(), d);
 }
 
-bool MaxPool2d::forward_eval_relu(Tensor& out, const Tensor& in) {
-  Pool2dDims d = dims(in.shape());
-  check_shape(out, {d.n, d.c, d.oh, d.ow}, "MaxPool2d output");
-  max_pool2d_forward(out.data(), static_cast<int32_t*>(nullptr), in.data(), d);
+bool MaxPool2d::forward_relu(Tensor& out, const Tensor& in, Mode mode) {
+  if (mode == Mode::kTrain) {
+    forward(out, in, mode);
+  } else {  // no argmax
+    Pool2dDims d = dims(in.shape());
+    check_shape(out, {d.n, d.c, d.oh, d.ow}, "MaxPool2d output");
+    max_pool2d_forward(out.data(), static_cast<int32_t*>(nullptr), in.data(), d);
+  }
   parallel_for(out.numel(), parallel_grain(1), [&](int64_t begin, int64_t end) {
     relu_forward(out.data() + begin, out.data() + begin, end - begin);
   });

@@ -47,20 +47,22 @@ AdamStep adam_step(double lr, double beta1, double beta2, double eps, double wei
 // arithmetic follows the order of torch's tensor operations (mul_ then add_, addcmul_,
 // addcdiv_); torch's AVX2 kernels fuse some of these multiply-adds, so results agree with it
 // to float rounding rather than bit for bit.
-void adam_update(float* p, const float* g, float* m, float* v, int64_t begin, int64_t end,
-                 const AdamStep& k) {
+// The scalars are copied and the arrays marked unaliased so that the loop vectorises.
+void adam_update(float* __restrict p, const float* __restrict g, float* __restrict m,
+                 float* __restrict v, int64_t begin, int64_t end, const AdamStep& k) {
+  const AdamStep c = k;
   for (int64_t i = begin; i < end; ++i) {
-    float pi = p[i] * k.shrink;
+    float pi = p[i] * c.shrink;
     float gi = g[i];
-    if (k.l2 != 0) gi = gi + k.l2 * pi;
-    float mi = m[i] * k.beta1;
-    mi = mi + k.one_minus_beta1 * gi;
-    float vi = v[i] * k.beta2;
-    vi = vi + k.one_minus_beta2 * gi * gi;
+    if (c.l2 != 0) gi = gi + c.l2 * pi;
+    float mi = m[i] * c.beta1;
+    mi = mi + c.one_minus_beta1 * gi;
+    float vi = v[i] * c.beta2;
+    vi = vi + c.one_minus_beta2 * gi * gi;
     m[i] = mi;
     v[i] = vi;
-    float denom = std::sqrt(vi) / k.bias_correction2_sqrt + k.eps;
-    p[i] = pi + k.neg_step_size * mi / denom;
+    float denom = std::sqrt(vi) / c.bias_correction2_sqrt + c.eps;
+    p[i] = pi + c.neg_step_size * mi / denom;
   }
 }
 

@@ -35,11 +35,13 @@ struct BatchNormOptions {
   float momentum = 0.1f;     // in [0, 1], weight of the new batch in the running statistics
 };
 
-// Training forward. out (N, C, S) is overwritten; mean, var (biased) and invstd (C) receive
-// the batch statistics (backward_train needs mean and invstd); in (N, C, S); gamma, beta (C).
+// Training forward. out (N, C, S) is overwritten (with relu, by max(result, 0)); mean, var
+// (biased) and invstd (C) receive the batch statistics (backward_train needs mean and invstd);
+// in (N, C, S); gamma, beta (C).
 template <typename T>
 void batch_norm_forward_train(T* out, T* mean, T* var, T* invstd, const T* in, const T* gamma,
-                              const T* beta, int64_t n, int64_t c, int64_t spatial, double eps);
+                              const T* beta, int64_t n, int64_t c, int64_t spatial, double eps,
+                              bool relu = false);
 
 // Training backward, through the batch mean and variance of forward_train on the same `in`:
 //   d_beta += sum(d_out), d_gamma += sum(d_out * x_hat),
@@ -78,7 +80,7 @@ class BatchNorm : public Layer {
  public:
   void forward(Tensor& out, const Tensor& in, Mode mode) override;
   void backward(Tensor& d_in, const Tensor& d_out, const Tensor& in, const Tensor& out) override;
-  bool forward_eval_relu(Tensor& out, const Tensor& in) override;
+  bool forward_relu(Tensor& out, const Tensor& in, Mode mode) override;  // backward reads no `out`
   std::string describe() const override;  // "BatchNorm2d(32, eps=1e-05, momentum=0.1)"
   // Two per element (the normalisation as one multiply-add per value).
   int64_t flops(const Shape& in) const override;
@@ -102,6 +104,7 @@ class BatchNorm : public Layer {
 
  private:
   void reset();
+  void run_forward(Tensor& out, const Tensor& in, Mode mode, bool relu);
 
   BatchNormOptions options_;
   Parameter weight_, bias_;

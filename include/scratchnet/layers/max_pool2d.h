@@ -45,8 +45,9 @@ class MaxPool2d : public Layer {
   Shape output_shape(const Shape& in) const override;
   void forward(Tensor& out, const Tensor& in, Mode mode) override;
   // Pooling then ReLU on the pooled values: the same as ReLU then pooling, on a quarter of
-  // the values for a 2x2 window. Records no argmax.
-  bool forward_eval_relu(Tensor& out, const Tensor& in) override;
+  // the values for a 2x2 window (the same winners where the maximum is positive, and a zero
+  // gradient either way elsewhere). backward reads no `out`.
+  bool forward_relu(Tensor& out, const Tensor& in, Mode mode) override;
   bool commutes_with_relu() const override { return true; }
   void backward(Tensor& d_in, const Tensor& d_out, const Tensor& in, const Tensor& out) override;
   std::string describe() const override;          // "MaxPool2d(kernel=2, stride=2, padding=0)"
