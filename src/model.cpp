@@ -5,8 +5,6 @@
 #include <algorithm>
 
 #include "scratchnet/check.h"
-#include "scratchnet/layers/relu.h"
-#include "scratchnet/parallel.h"
 
 namespace scratchnet {
 
@@ -60,6 +58,24 @@ void Sequential::build(const Shape& sample_shape) {
   sample_shape_ = sample_shape;
   out_shapes_ = std::move(shapes);
   batch_ = grad_batch_ = -1;
+  plan_eval_chunks();
+}
+
+// A large eval batch runs in chunks of samples through the layers with big activations and
+// small weights (the convolutions), so that activations stay in cache rather than each layer
+// streaming the whole batch's through memory; from the first layer whose weights outweigh a
+// chunk's input (the first big Linear) on, the whole batch at once, so those weights are
+// read (and packed) once.
+void Sequential::plan_eval_chunks() {
+  int64_t largest = shape_numel(sample_shape_);
+  for (const Shape& s : out_shapes_) largest = std::max(largest, shape_numel(s));
+  eval_chunk_ = std::clamp<int64_t>(kEvalChunkFloats / largest, 8, 256);
+  eval_split_ = 0;
+  for (Shape in = sample_shape_; eval_split_ < layers_.size(); in = out_shapes_[eval_split_++]) {
+    int64_t weights = 0;
+    for (auto& p : layers_[eval_split_]->params()) weights += p.param->value.numel();
+    if (weights > eval_chunk_ * shape_numel(in)) break;
+  }
 }
 
 Shape Sequential::output_shape(size_t i) const {
@@ -94,17 +110,11 @@ const Tensor& Sequential::forward(const Tensor& x, Mode mode) {
   }
   plan(x.dim(0));
   input_ = &x;
-  // Pairs with ReLU run as one (see eval_layers); backward knows them by fused_.
+  // Pairs with ReLU run as one (forward_pair); backward knows them by fused_.
   fused_.assign(layers_.size(), Fused::kNone);
   for (size_t i = 0; i < layers_.size(); ++i) {
     if (i + 1 < layers_.size()) {
-      Layer& layer = *layers_[i];
-      Layer& after = *layers_[i + 1];
-      if (layer.kind() == "ReLU" && after.commutes_with_relu() &&
-          after.forward_relu(acts_[i + 1], *in, mode))
-        fused_[i] = Fused::kReluFirst;
-      else if (after.kind() == "ReLU" && layer.forward_relu(acts_[i + 1], *in, mode))
-        fused_[i] = Fused::kReluAfter;
+      fused_[i] = forward_pair(i, acts_[i + 1], *in, mode);
       if (fused_[i] != Fused::kNone) {
         in = &acts_[++i];
         continue;
@@ -116,22 +126,9 @@ const Tensor& Sequential::forward(const Tensor& x, Mode mode) {
   return acts_.back();
 }
 
-// A large batch runs in chunks of samples through the layers with big activations and small
-// weights (the convolutions), so that activations stay in cache rather than each layer
-// streaming the whole batch's through memory; from the first layer whose weights outweigh a
-// chunk's input (the first big Linear) on, the whole batch at once, so those weights are
-// read (and packed) once.
 const Tensor& Sequential::eval_forward(const Tensor& x) {
-  const int64_t n = x.dim(0);
-  int64_t largest = shape_numel(sample_shape_);
-  for (const Shape& s : out_shapes_) largest = std::max(largest, shape_numel(s));
-  const int64_t chunk = std::clamp<int64_t>(kEvalChunkFloats / largest, 8, 256);
-  size_t split = 0;  // layers [0, split) run in chunks
-  for (Shape in = sample_shape_; split < layers_.size(); in = out_shapes_[split++]) {
-    int64_t weights = 0;
-    for (auto& p : layers_[split]->params()) weights += p.param->value.numel();
-    if (weights > chunk * shape_numel(in)) break;
-  }
+  const int64_t n = x.dim(0), chunk = eval_chunk_;
+  const size_t split = eval_split_;  // layers [0, split) run in chunks
   if (n <= chunk || split == 0) return eval_layers(x, 0, layers_.size());
   const int64_t in_size = x.numel() / n, mid_size = shape_numel(out_shapes_[split - 1]);
   eval_mid_.resize(batched(n, out_shapes_[split - 1]));
@@ -143,6 +140,18 @@ const Tensor& Sequential::eval_forward(const Tensor& x) {
     std::copy(mid.data(), mid.data() + count * mid_size, eval_mid_.data() + s0 * mid_size);
   }
   return split == layers_.size() ? eval_mid_ : eval_layers(eval_mid_, split, layers_.size());
+}
+
+// Layers i and i + 1 as one into out (layer i + 1's output), when one of them is ReLU and
+// the other can take it (forward_relu); kNone, having run nothing, otherwise.
+Sequential::Fused Sequential::forward_pair(size_t i, Tensor& out, const Tensor& in, Mode mode) {
+  Layer& layer = *layers_[i];
+  Layer& after = *layers_[i + 1];
+  if (layer.kind() == "ReLU" && after.commutes_with_relu())
+    return after.forward_relu(out, in, mode) ? Fused::kReluFirst : Fused::kNone;
+  if (after.kind() == "ReLU")
+    return layer.forward_relu(out, in, mode) ? Fused::kReluAfter : Fused::kNone;
+  return Fused::kNone;
 }
 
 // Layers [first, last) on x. Nothing is kept for a backward pass: two buffers take turns.
@@ -159,12 +168,8 @@ const Tensor& Sequential::eval_layers(const Tensor& x, size_t first, size_t last
     Layer& layer = *layers_[i];
     bool fused = false;  // layers i and i + 1 as one
     if (i + 1 < last) {
-      Layer& after = *layers_[i + 1];
       out.resize(batched(n, out_shapes_[i + 1]));
-      if (layer.kind() == "ReLU" && after.commutes_with_relu())
-        fused = after.forward_relu(out, *in, Mode::kEval);
-      else if (after.kind() == "ReLU")
-        fused = layer.forward_relu(out, *in, Mode::kEval);
+      fused = forward_pair(i, out, *in, Mode::kEval) != Fused::kNone;
     }
     if (fused) {
       i += 2;
@@ -205,11 +210,7 @@ const Tensor& Sequential::backward(const Tensor& d_out, size_t down_to) {
       const Tensor& pair_in = f == 0 ? *input_ : acts_[f - 1];
       if (down_to <= f) {  // through the pair at once: ReLU's gradient, then layer i's
         relu_grad_.resize(d->shape());
-        const float* g = d->data();
-        const float* y = acts_[i].data();
-        parallel_for(d->numel(), parallel_grain(1), [&](int64_t begin, int64_t end) {
-          relu_backward(relu_grad_.data() + begin, g + begin, y + begin, end - begin);
-        });
+        layers_[f]->backward(relu_grad_, *d, acts_[i], acts_[i]);  // ReLU after layer i
         layers_[i]->backward(d_acts_[f], relu_grad_, pair_in, acts_[i]);
         d = &d_acts_[f];
         i = f;

@@ -160,17 +160,22 @@ TEST(Sequential, BuffersAreReusedAcrossSteps) {
   EXPECT_EQ(m.forward(x, Mode::kEval).data(), first);
 }
 
+// Conv ReLU MaxPool(2) Conv BatchNorm ReLU from 1 channel to 6: both kinds of ReLU pair.
+Sequential& add_fusable_convs(Sequential& m) {
+  return m.add(Conv2d({.in_channels = 1, .out_channels = 4, .kernel = 3, .padding = 1}))
+      .add(ReLU())
+      .add(MaxPool2d({.kernel = 2}))
+      .add(Conv2d({.in_channels = 4, .out_channels = 6, .kernel = 3, .padding = 1}))
+      .add(BatchNorm2d({.num_features = 6}))
+      .add(ReLU());
+}
+
 // Every shortcut of the eval forward at once: ReLU then max-pool, BatchNorm then ReLU,
 // Flatten and Dropout as reshapes, chunks of samples (600 > the chunk of 256) and a Linear
 // big enough to run on the whole batch after them.
 TEST(Sequential, EvalForwardEqualsTheLayersOneByOne) {
   Sequential m;
-  m.add(Conv2d({.in_channels = 1, .out_channels = 4, .kernel = 3, .padding = 1}))
-      .add(ReLU())
-      .add(MaxPool2d({.kernel = 2}))
-      .add(Conv2d({.in_channels = 4, .out_channels = 6, .kernel = 3, .padding = 1}))
-      .add(BatchNorm2d({.num_features = 6}))
-      .add(ReLU())
+  add_fusable_convs(m)
       .add(Dropout({.p = 0.5f}))
       .add(Flatten())
       .add(Linear({.in_features = 6 * 6 * 6, .out_features = 300}))
@@ -242,12 +247,7 @@ std::vector<std::vector<float>> step_as_a_model(Sequential& m, const Tensor& x, 
 TEST(Sequential, TrainingStepEqualsTheLayersOneByOne) {
   auto make = [] {
     Sequential m;
-    m.add(Conv2d({.in_channels = 1, .out_channels = 4, .kernel = 3, .padding = 1}))
-        .add(ReLU())
-        .add(MaxPool2d({.kernel = 2}))
-        .add(Conv2d({.in_channels = 4, .out_channels = 6, .kernel = 3, .padding = 1}))
-        .add(BatchNorm2d({.num_features = 6}))
-        .add(ReLU())
+    add_fusable_convs(m)
         .add(Flatten())
         .add(Linear({.in_features = 6 * 5 * 5, .out_features = 7}))
         .add(ReLU());

@@ -75,6 +75,9 @@ class Sequential {
   void plan(int64_t batch);  // activations for a training forward
   void plan_gradients();     // their gradients, on the first backward
   static Shape batched(int64_t n, const Shape& sample);
+  enum class Fused : uint8_t { kNone, kReluFirst, kReluAfter };
+  Fused forward_pair(size_t i, Tensor& out, const Tensor& in, Mode mode);
+  void plan_eval_chunks();  // eval_chunk_ and eval_split_, at build
   const Tensor& eval_forward(const Tensor& x);
   const Tensor& eval_layers(const Tensor& x, size_t first, size_t last);
   // A chunk of an eval forward holds about this many floats of the largest activation.
@@ -87,9 +90,10 @@ class Sequential {
   std::vector<Tensor> d_acts_;     // d_acts_[i] gradient for the input of layer i
   Tensor eval_acts_[2];            // an eval forward's outputs, alternating
   Tensor eval_in_, eval_mid_;      // a chunk of an eval forward's input; the chunks' outputs
+  int64_t eval_chunk_ = 0;         // samples per chunk of a large eval batch
+  size_t eval_split_ = 0;          // layers [0, eval_split_) run in chunks
   // Layer i and i + 1 ran as one in the last training forward: ReLU then a layer that
   // commutes with it, or a layer then ReLU. Layer i's output was not written.
-  enum class Fused : uint8_t { kNone, kReluFirst, kReluAfter };
   std::vector<Fused> fused_;
   Tensor relu_grad_;               // ReLU's gradient inside a kReluFirst pair
   const Tensor* input_ = nullptr;  // the last training forward's input

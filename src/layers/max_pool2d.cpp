@@ -233,9 +233,7 @@ bool MaxPool2d::forward_relu(Tensor& out, const Tensor& in, Mode mode) {
     check_shape(out, {d.n, d.c, d.oh, d.ow}, "MaxPool2d output");
     max_pool2d_forward(out.data(), static_cast<int32_t*>(nullptr), in.data(), d);
   }
-  parallel_for(out.numel(), parallel_grain(1), [&](int64_t begin, int64_t end) {
-    relu_forward(out.data() + begin, out.data() + begin, end - begin);
-  });
+  ReLU().forward(out, out, mode);  // in place
   return true;
 }
 
