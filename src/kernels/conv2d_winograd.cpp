@@ -11,10 +11,16 @@
 // Each output tile is then bias + A^T M A (2x2). Tiles that stick out of the output are
 // computed on zeros and not stored.
 //
+// The weight gradient runs the forward backwards: with each output-gradient tile dY (2x2)
+// transformed to A dY A^T (4x4), zeros past the output,
+//   dU_xi (OC, C) = sum over tiles of (A dY A^T)_xi (OC, T) * V_xi (C, T)^T        (gemm)
+// and each filter's gradient is G^T dU G (3x3).
+//
 // Work is split into chunks of samples fixed by the shape (enough tiles for the products to
 // run near peak, few enough that V and M stay in L2); chunks go over threads, or for fewer
 // chunks than threads the products are split instead, so results never depend on the thread
-// count. Compared with the direct sum, rounding grows by the transforms' small constants: about
+// count (the weight gradient sums its chunks in a fixed number of groups, then the groups in
+// order). Compared with the direct sum, rounding grows by the transforms' small constants: about
 // 1.5e-7 of the sum of the magnitudes of the direct terms on the models' layers; the tests
 // bound it at 2e-6.
 #include <algorithm>
@@ -34,7 +40,7 @@ namespace {
 
 constexpr int kLanes = 16;
 
-enum Slot { kPlanes, kV, kM, kU, kFlipped, kNumSlots };
+enum Slot { kPlanes, kV, kM, kU, kFlipped, kGroupSums, kNumSlots };
 
 class Scratch {
  public:
@@ -64,8 +70,9 @@ class Scratch {
   int64_t size_ = 0;
 };
 
-// kU and kFlipped are filled by the calling thread before a parallel_for, so they have slots
-// of their own (the calling thread also runs a chunk).
+// kU and kFlipped are filled by the calling thread before a parallel_for, and kGroupSums is
+// the calling thread's but filled inside one, so they have slots of their own (the calling
+// thread also runs a chunk).
 float* scratch(Slot slot, int64_t n) {
   thread_local Scratch buffers[kNumSlots];
   return buffers[slot].get(n);
@@ -79,7 +86,9 @@ struct Shape3 {
   int64_t hp, wp;          // padded plane: every tile's 4x4 patch fits
   int64_t chunk, t_chunk;  // samples per chunk and tiles per chunk
 
-  Shape3(int64_t n_, int64_t planes_, int64_t h_, int64_t w_, int64_t pad_, int64_t outs_)
+  // Chunks of at least min_tiles tiles (or the whole batch).
+  Shape3(int64_t n_, int64_t planes_, int64_t h_, int64_t w_, int64_t pad_, int64_t outs_,
+         int64_t min_tiles = 192)
       : n(n_), planes(planes_), h(h_), w(w_), pad(pad_), outs(outs_) {
     oh = h + 2 * pad - 2;
     ow = w + 2 * pad - 2;
@@ -88,7 +97,7 @@ struct Shape3 {
     tiles = ty * tx;
     hp = 2 * ty + 2;
     wp = 2 * tx + 2;
-    chunk = std::clamp<int64_t>((192 + tiles - 1) / tiles, 1, n);
+    chunk = std::clamp<int64_t>((min_tiles + tiles - 1) / tiles, 1, n);
     t_chunk = chunk * tiles;
   }
 };
@@ -191,6 +200,52 @@ __attribute__((target("avx512f"))) void output_transform(float* out, const float
   }
 }
 
+// G (16, outs, t_chunk) columns [t0, t0 + tiles) = A dY A^T for each 2x2 tile dY of one
+// sample's output gradient dy (outs, oh, ow), reading zeros past the output. Row i of a
+// tile (p, q) becomes (p, p + q, p - q, -q) down the rows, then likewise along each row.
+__attribute__((target("avx512f"))) void grad_transform(float* gt, int64_t t0, const float* dy,
+                                                       const Shape3& s) {
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+  const __m512 zero = _mm512_setzero_ps();
+  const int64_t plane_g = s.outs * s.t_chunk;
+  for (int64_t o = 0; o < s.outs; ++o)
+    for (int64_t y = 0; y < s.ty; ++y)
+      for (int64_t x = 0; x < s.tx; x += kLanes) {
+        const __mmask16 m = lanes_mask(s.tx - x);
+        const int64_t avail = s.ow - 2 * x;  // output columns 2x .. 2x + 31 that exist
+        const __mmask16 m0 = lanes_mask(avail), m1 = lanes_mask(std::max<int64_t>(0, avail - 16));
+        __m512 p[2], q[2];  // the tiles' two rows: even and odd columns
+        for (int i = 0; i < 2; ++i) {
+          const int64_t row = 2 * y + i;
+          __m512 a0 = zero, a1 = zero;
+          if (row < s.oh) {
+            const float* src = dy + (o * s.oh + row) * s.ow + 2 * x;
+            a0 = _mm512_maskz_loadu_ps(m0, src);
+            a1 = _mm512_maskz_loadu_ps(m1, src + 16);
+          }
+          p[i] = _mm512_permutex2var_ps(a0, even, a1);
+          q[i] = _mm512_permutex2var_ps(a0, odd, a1);
+        }
+        __m512 r[4][2];  // A dY
+        r[0][0] = p[0];
+        r[0][1] = q[0];
+        r[1][0] = _mm512_add_ps(p[0], p[1]);
+        r[1][1] = _mm512_add_ps(q[0], q[1]);
+        r[2][0] = _mm512_sub_ps(p[0], p[1]);
+        r[2][1] = _mm512_sub_ps(q[0], q[1]);
+        r[3][0] = _mm512_sub_ps(zero, p[1]);
+        r[3][1] = _mm512_sub_ps(zero, q[1]);
+        float* dst = gt + o * s.t_chunk + t0 + y * s.tx + x;
+        for (int i = 0; i < 4; ++i) {  // (A dY) A^T
+          _mm512_mask_storeu_ps(dst + (i * 4 + 0) * plane_g, m, r[i][0]);
+          _mm512_mask_storeu_ps(dst + (i * 4 + 1) * plane_g, m, _mm512_add_ps(r[i][0], r[i][1]));
+          _mm512_mask_storeu_ps(dst + (i * 4 + 2) * plane_g, m, _mm512_sub_ps(r[i][0], r[i][1]));
+          _mm512_mask_storeu_ps(dst + (i * 4 + 3) * plane_g, m, _mm512_sub_ps(zero, r[i][1]));
+        }
+      }
+}
+
 // u (16, outs, planes) = G g G^T for every 3x3 filter g of weight (outs, planes, 3, 3).
 void filter_transform(float* u, const float* weight, int64_t outs, int64_t planes) {
   const int64_t stride = outs * planes;
@@ -210,6 +265,29 @@ void filter_transform(float* u, const float* weight, int64_t outs, int64_t plane
         dst[(i * 4 + 1) * stride] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
         dst[(i * 4 + 2) * stride] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
         dst[(i * 4 + 3) * stride] = t[i][2];
+      }
+    }
+}
+
+// d_weight (outs, planes, 3, 3) += G^T du G for each filter's du (16, outs, planes).
+void filter_grad_transform(float* d_weight, const float* du, int64_t outs, int64_t planes) {
+  const int64_t stride = outs * planes;
+  for (int64_t o = 0; o < outs; ++o)
+    for (int64_t c = 0; c < planes; ++c) {
+      const float* u = du + o * planes + c;
+      float t[3][4];  // G^T du
+      for (int j = 0; j < 4; ++j) {
+        const float u0 = u[j * stride], u1 = u[(4 + j) * stride], u2 = u[(8 + j) * stride],
+                    u3 = u[(12 + j) * stride];
+        t[0][j] = u0 + 0.5f * (u1 + u2);
+        t[1][j] = 0.5f * (u1 - u2);
+        t[2][j] = 0.5f * (u1 + u2) + u3;
+      }
+      float* g = d_weight + (o * planes + c) * 9;
+      for (int i = 0; i < 3; ++i) {  // (G^T du) G
+        g[i * 3 + 0] += t[i][0] + 0.5f * (t[i][1] + t[i][2]);
+        g[i * 3 + 1] += 0.5f * (t[i][1] - t[i][2]);
+        g[i * 3 + 2] += 0.5f * (t[i][1] + t[i][2]) + t[i][3];
       }
     }
 }
@@ -256,17 +334,52 @@ void run(float* out, const float* in, const float* weight, const float* bias, co
   }
 }
 
-// The transforms run 16 tiles of a tile row at a time: rows of fewer than 12 tiles leave too
-// many lanes idle, and the products need enough tiles in all.
-bool winograd_pays(const Conv2dDims& d, int64_t out_h, int64_t out_w) {
+// The weight gradient's chunks [q0, q1) summed into du (16, outs, planes): per chunk the
+// input and output-gradient transforms, then dU_xi += G_xi * V_xi^T.
+void weight_grad_chunks(float* du, const float* d_out, const float* in, int64_t q0, int64_t q1,
+                        bool parallel_products, const Shape3& s) {
+  float* xp = scratch(kPlanes, s.planes * s.hp * s.wp);
+  float* v = scratch(kV, 16 * s.planes * s.t_chunk);  // (16, planes, t_chunk)
+  float* gt = scratch(kM, 16 * s.outs * s.t_chunk);   // (16, outs, t_chunk)
+  for (int64_t q = q0; q < q1; ++q) {
+    const int64_t s0 = q * s.chunk, count = std::min(s.chunk, s.n - s0);
+    for (int64_t k = 0; k < count; ++k) {
+      pad_sample(xp, in + (s0 + k) * s.planes * s.h * s.w, s);
+      input_transform(v, k * s.tiles, xp, s);
+      grad_transform(gt, k * s.tiles, d_out + (s0 + k) * s.outs * s.oh * s.ow, s);
+    }
+    for (int xi = 0; xi < 16; ++xi) {
+      const GemmArgs g{.trans_b = true,
+                       .m = s.outs,
+                       .n = s.planes,
+                       .k = count * s.tiles,
+                       .a = gt + xi * s.outs * s.t_chunk,
+                       .lda = s.t_chunk,
+                       .b = v + xi * s.planes * s.t_chunk,
+                       .ldb = s.t_chunk,
+                       .beta = q == q0 ? 0.0f : 1.0f,
+                       .c = du + xi * s.outs * s.planes,
+                       .ldc = s.planes};
+      parallel_products ? gemm_parallel(g) : gemm(g);
+    }
+  }
+}
+
+// The transforms run 16 tiles of a tile row at a time: rows of fewer than row_tiles tiles
+// leave too many lanes idle, and the products need enough tiles in all. The weight gradient
+// pays from rows of 6 tiles (measured on `basic`'s second convolution, 11x11 outputs): its
+// products are long sums over the tiles, and the direct sum it replaces is slower there.
+bool winograd_pays(const Conv2dDims& d, int64_t out_h, int64_t out_w, int64_t row_tiles = 12) {
   const int64_t tiles_x = (out_w + 1) / 2, tiles = (out_h + 1) / 2 * tiles_x;
   return conv2d_has_avx512() && d.k == 3 && d.stride == 1 && d.c >= 8 && d.oc >= 8 &&
-         tiles_x >= 12 && d.n * tiles >= 256;
+         tiles_x >= row_tiles && d.n * tiles >= 256;
 }
 
 }  // namespace
 
 bool conv2d_winograd_ok(const Conv2dDims& d) { return winograd_pays(d, d.oh, d.ow); }
+
+bool conv2d_winograd_weight_grad_ok(const Conv2dDims& d) { return winograd_pays(d, d.oh, d.ow, 6); }
 
 bool conv2d_winograd_input_grad_ok(const Conv2dDims& d) {
   return d.padding <= 2 && winograd_pays(d, d.h, d.w);
@@ -289,6 +402,29 @@ void conv2d_winograd_input_grad(float* d_in, const float* d_out, const float* we
   run(d_in, d_out, flipped, nullptr, Shape3(d.n, d.oc, d.oh, d.ow, 2 - d.padding, d.c));
 }
 
+void conv2d_winograd_weight_grad(float* d_weight, const float* d_out, const float* in,
+                                 const Conv2dDims& d) {
+  // Longer chunks than the forward's: here the tiles are the products' sum (K).
+  const Shape3 s(d.n, d.c, d.h, d.w, d.padding, d.oc, 384);
+  const int64_t chunks = (s.n + s.chunk - 1) / s.chunk, groups = std::min<int64_t>(chunks, 8);
+  const int64_t du_size = 16 * s.outs * s.planes;
+  float* sums = scratch(kGroupSums, groups * du_size);  // (groups, 16, outs, planes)
+  auto group = [&](int64_t i, bool parallel_products) {
+    weight_grad_chunks(sums + i * du_size, d_out, in, i * chunks / groups,
+                       (i + 1) * chunks / groups, parallel_products, s);
+  };
+  if (groups >= num_threads()) {
+    parallel_for(groups, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) group(i, false);
+    });
+  } else {
+    for (int64_t i = 0; i < groups; ++i) group(i, true);
+  }
+  for (int64_t i = 1; i < groups; ++i)
+    for (int64_t e = 0; e < du_size; ++e) sums[e] += sums[i * du_size + e];
+  filter_grad_transform(d_weight, sums, s.outs, s.planes);
+}
+
 }  // namespace scratchnet
 
 #else  // not x86-64
@@ -297,8 +433,10 @@ namespace scratchnet {
 
 bool conv2d_winograd_ok(const Conv2dDims&) { return false; }
 bool conv2d_winograd_input_grad_ok(const Conv2dDims&) { return false; }
+bool conv2d_winograd_weight_grad_ok(const Conv2dDims&) { return false; }
 void conv2d_winograd_forward(float*, const float*, const float*, const float*, const Conv2dDims&) {}
 void conv2d_winograd_input_grad(float*, const float*, const float*, const Conv2dDims&) {}
+void conv2d_winograd_weight_grad(float*, const float*, const float*, const Conv2dDims&) {}
 
 }  // namespace scratchnet
 

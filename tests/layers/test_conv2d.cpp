@@ -367,6 +367,9 @@ std::vector<Case> fast_cases() {
       {4, 16, 9, 25, 8, 3, 1, 2, true},
       {2, 8, 40, 37, 8, 3, 1, 1, true},
       {11, 8, 4, 24, 8, 3, 1, 1, true},
+      // Winograd for the weight gradient only (rows of 6 tiles), and in 8 groups of 10 chunks.
+      {24, 8, 13, 13, 8, 3, 1, 0, false},
+      {30, 8, 24, 24, 8, 3, 1, 1, true},
   };
   cases.insert(cases.end(), std::begin(fixed), std::end(fixed));
   Rng rng(2024);
@@ -414,14 +417,16 @@ TEST(Conv2d, FastBackwardSkipsAnyNullOutput) {
 TEST(Conv2d, FastKernelsGiveIdenticalBitsForAnyThreadCount) {
   // Batches below, at and above the thread counts, the direct kernels (C = 1, 3x3, stride 1),
   // a 1x1 kernel, weight-gradient groups that do not divide the batch, and Winograd with
-  // two chunks of samples and with one (its products split instead).
+  // two chunks of samples and with one (its products split instead), its weight gradient in
+  // one group, in three and in eight groups of ten chunks.
   const Case cases[] = {
       {5, 3, 9, 8, 4, 3, 1, 1, true},     {5, 3, 9, 8, 4, 3, 2, 0, true},
       {1, 8, 20, 20, 16, 3, 1, 1, true},  {2, 1, 28, 28, 32, 3, 1, 0, true},
       {3, 1, 17, 30, 5, 3, 1, 2, true},   {1, 1, 28, 28, 32, 3, 1, 1, true},
       {7, 32, 13, 13, 64, 3, 1, 0, true}, {3, 16, 6, 6, 8, 1, 1, 0, false},
       {37, 4, 8, 8, 8, 3, 1, 1, true},    {11, 8, 4, 24, 8, 3, 1, 1, true},
-      {1, 8, 34, 34, 8, 3, 1, 1, true},
+      {1, 8, 34, 34, 8, 3, 1, 1, true},   {8, 8, 13, 13, 8, 3, 1, 0, true},
+      {24, 8, 13, 13, 8, 3, 1, 0, true},  {30, 8, 24, 24, 8, 3, 1, 1, true},
   };
   for (const Case& t : cases) {
     SCOPED_TRACE(name_of(t));
