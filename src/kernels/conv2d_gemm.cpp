@@ -328,7 +328,7 @@ void conv2d_backward(float* d_in, float* d_weight, float* d_bias, const float* d
     return;
   }
   if (d_weight) {
-    if (conv2d_winograd_weight_grad_ok(d))
+    if (conv2d_winograd_ok(d))
       conv2d_winograd_weight_grad(d_weight, d_out, in, d);
     else if (conv2d_s1_ok(d))
       conv2d_s1_weight_grad(d_weight, d_out, in, d);

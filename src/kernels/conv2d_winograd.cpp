@@ -365,21 +365,19 @@ void weight_grad_chunks(float* du, const float* d_out, const float* in, int64_t 
   }
 }
 
-// The transforms run 16 tiles of a tile row at a time: rows of fewer than row_tiles tiles
-// leave too many lanes idle, and the products need enough tiles in all. The weight gradient
-// pays from rows of 6 tiles (measured on `basic`'s second convolution, 11x11 outputs): its
-// products are long sums over the tiles, and the direct sum it replaces is slower there.
-bool winograd_pays(const Conv2dDims& d, int64_t out_h, int64_t out_w, int64_t row_tiles = 12) {
+// The transforms run 16 tiles of a tile row at a time: rows of fewer than 6 tiles leave too
+// many lanes idle, and the products need enough tiles in all. Measured on `basic`'s second
+// convolution (11x11 outputs: rows of 6 tiles, lanes 3/8 used), all three passes still beat
+// the direct sums there.
+bool winograd_pays(const Conv2dDims& d, int64_t out_h, int64_t out_w) {
   const int64_t tiles_x = (out_w + 1) / 2, tiles = (out_h + 1) / 2 * tiles_x;
   return conv2d_has_avx512() && d.k == 3 && d.stride == 1 && d.c >= 8 && d.oc >= 8 &&
-         tiles_x >= row_tiles && d.n * tiles >= 256;
+         tiles_x >= 6 && d.n * tiles >= 256;
 }
 
 }  // namespace
 
 bool conv2d_winograd_ok(const Conv2dDims& d) { return winograd_pays(d, d.oh, d.ow); }
-
-bool conv2d_winograd_weight_grad_ok(const Conv2dDims& d) { return winograd_pays(d, d.oh, d.ow, 6); }
 
 bool conv2d_winograd_input_grad_ok(const Conv2dDims& d) {
   return d.padding <= 2 && winograd_pays(d, d.h, d.w);
@@ -433,7 +431,6 @@ namespace scratchnet {
 
 bool conv2d_winograd_ok(const Conv2dDims&) { return false; }
 bool conv2d_winograd_input_grad_ok(const Conv2dDims&) { return false; }
-bool conv2d_winograd_weight_grad_ok(const Conv2dDims&) { return false; }
 void conv2d_winograd_forward(float*, const float*, const float*, const float*, const Conv2dDims&) {}
 void conv2d_winograd_input_grad(float*, const float*, const float*, const Conv2dDims&) {}
 void conv2d_winograd_weight_grad(float*, const float*, const float*, const Conv2dDims&) {}

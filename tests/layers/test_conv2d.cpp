@@ -360,14 +360,15 @@ std::vector<Case> fast_cases() {
       {2, 16, 12, 12, 8, 5, 1, 4, true},
       {2, 10, 9, 11, 3, 3, 1, 2, true},
       {3, 8, 8, 8, 11, 3, 1, 1, true},
-      // Winograd (rows of at least 12 tiles, 256 tiles in all): odd sizes (partial tiles),
+      // Winograd (rows of at least 6 tiles, 256 tiles in all): odd sizes (partial tiles),
       // rows of more than 16 tiles, two chunks of samples, each padding.
       {5, 8, 10, 24, 9, 3, 1, 1, true},
       {3, 9, 17, 27, 10, 3, 1, 0, false},
       {4, 16, 9, 25, 8, 3, 1, 2, true},
       {2, 8, 40, 37, 8, 3, 1, 1, true},
       {11, 8, 4, 24, 8, 3, 1, 1, true},
-      // Winograd for the weight gradient only (rows of 6 tiles), and in 8 groups of 10 chunks.
+      // Winograd with rows of 6 and 7 tiles (`basic`'s second convolution), and its weight
+      // gradient in 8 groups of 10 chunks.
       {24, 8, 13, 13, 8, 3, 1, 0, false},
       {30, 8, 24, 24, 8, 3, 1, 1, true},
   };
