@@ -150,7 +150,7 @@ void run_train(const Flags& f) {
     const Tensor& logits = model.forward(batch.images, Mode::kTrain);  // (B, 10)
     float loss = cross_entropy_loss(logits, batch.labels, &d_logits);
     optimizer->zero_grad();
-    model.backward(d_logits);
+    model.backward(d_logits, 0, /*input_grad=*/false);
     optimizer->step();
     return loss;
   };

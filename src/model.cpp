@@ -188,7 +188,7 @@ const Tensor& Sequential::eval_layers(const Tensor& x, size_t first, size_t last
   return *in;
 }
 
-const Tensor& Sequential::backward(const Tensor& d_out, size_t down_to) {
+const Tensor& Sequential::backward(const Tensor& d_out, size_t down_to, bool input_grad) {
   SN_CHECK(input_ != nullptr,
            "backward called before forward (or after a forward in eval mode, which keeps no "
            "activations)");
@@ -220,6 +220,11 @@ const Tensor& Sequential::backward(const Tensor& d_out, size_t down_to) {
       layers_[f]->forward(acts_[f], pair_in, Mode::kTrain);
       layers_[i]->forward(acts_[i], acts_[f], Mode::kTrain);
       fused_[f] = Fused::kNone;
+    }
+    if (i == down_to && !input_grad) {
+      static const Tensor kNoGradient;
+      if (layers_[i]->backward_params(*d, in, acts_[i]) || layers_[i]->params().empty())
+        return kNoGradient;
     }
     layers_[i]->backward(d_acts_[i], *d, in, acts_[i]);
     d = &d_acts_[i];

@@ -233,37 +233,56 @@ std::vector<std::vector<float>> step_one_by_one(Sequential& m, const Tensor& x, 
 }
 
 std::vector<std::vector<float>> step_as_a_model(Sequential& m, const Tensor& x, const Tensor& d_out,
-                                                size_t down_to) {
+                                                size_t down_to, bool input_grad = true) {
   std::vector<std::vector<float>> result{m.forward(x, Mode::kTrain).to_vector()};
-  const Tensor& d = m.backward(d_out, down_to);
+  const Tensor& d = m.backward(d_out, down_to, input_grad);
   for (auto& p : m.params()) result.push_back(p.param->grad.to_vector());
   result.push_back(d.to_vector());
   return result;
+}
+
+// Layers 0-5 as add_fusable_convs, 6 Flatten, 7 Linear, 8 ReLU, for inputs (1, 10, 10).
+Sequential fusable_model() {
+  Sequential m;
+  add_fusable_convs(m)
+      .add(Flatten())
+      .add(Linear({.in_features = 6 * 5 * 5, .out_features = 7}))
+      .add(ReLU());
+  m.build({1, 10, 10});
+  m.init(Init::kPyTorch, 11);
+  return m;
 }
 
 // Training runs ReLU then max-pool as max-pool then ReLU, and BatchNorm then ReLU in one pass:
 // the output, the parameter gradients and the input gradient are those of the layers one by
 // one, bit for bit, also when backward stops between a fused pair.
 TEST(Sequential, TrainingStepEqualsTheLayersOneByOne) {
-  auto make = [] {
-    Sequential m;
-    add_fusable_convs(m)
-        .add(Flatten())
-        .add(Linear({.in_features = 6 * 5 * 5, .out_features = 7}))
-        .add(ReLU());
-    m.build({1, 10, 10});
-    m.init(Init::kPyTorch, 11);
-    return m;
-  };
   Tensor x = random_tensor({6, 1, 10, 10}, 12);
   Tensor d_out = random_tensor({6, 7}, 13);
   for (size_t down_to : {0, 2, 3, 5}) {  // 2 and 5: between the two layers of a pair
-    Sequential fused = make(), plain = make();
+    Sequential fused = fusable_model(), plain = fusable_model();
     auto got = step_as_a_model(fused, x, d_out, down_to);
     auto want = step_one_by_one(plain, x, d_out, down_to);
     ASSERT_EQ(got.size(), want.size());
     for (size_t k = 0; k < got.size(); ++k)
       EXPECT_EQ(got[k], want[k]) << "down_to=" << down_to << " result " << k;
+  }
+}
+
+// Without the input gradient (a training step), the last layer backward reaches gives its
+// parameter gradients alone (Conv2d, Linear) or nothing (no parameters); every parameter
+// gradient is the full backward's, bit for bit, and the result is empty.
+TEST(Sequential, BackwardWithoutTheInputGradientKeepsTheParameterGradients) {
+  Tensor x = random_tensor({6, 1, 10, 10}, 12);
+  Tensor d_out = random_tensor({6, 7}, 13);
+  for (size_t down_to : {0, 2, 3, 7}) {  // Conv2d, MaxPool2d (inside a pair), Conv2d, Linear
+    Sequential fast = fusable_model(), plain = fusable_model();
+    auto got = step_as_a_model(fast, x, d_out, down_to, false);
+    auto want = step_one_by_one(plain, x, d_out, down_to);
+    EXPECT_TRUE(got.back().empty()) << "down_to=" << down_to;
+    got.pop_back();
+    want.pop_back();
+    EXPECT_EQ(got, want) << "down_to=" << down_to;
   }
 }
 

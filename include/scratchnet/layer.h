@@ -13,6 +13,10 @@
 //                      called after forward on the same `in`; writes the gradient with
 //                      respect to the input into `d_in` (sized like `in`) and ADDS the
 //                      parameter gradients into each Parameter's `grad`.
+//   backward_params(d_out, in, out)
+//                      optional: backward's parameter gradients alone, for a model's first
+//                      layer, whose input needs no gradient; false, having done nothing,
+//                      when the layer has no such path (Conv2d and Linear have one).
 //   params()           the learnable tensors under PyTorch state_dict names ("weight",
 //                      "bias"); Sequential prefixes the layer index ("3.weight").
 //   buffers()          other state saved with the model ("running_mean", "running_var").
@@ -89,6 +93,10 @@ class Layer {
   virtual Shape output_shape(const Shape& in) const = 0;
   virtual void forward(Tensor& out, const Tensor& in, Mode mode) = 0;
   virtual void backward(Tensor& d_in, const Tensor& d_out, const Tensor& in, const Tensor& out) = 0;
+  virtual bool backward_params(const Tensor& /*d_out*/, const Tensor& /*in*/,
+                               const Tensor& /*out*/) {
+    return false;
+  }
   virtual std::string describe() const = 0;
   virtual int64_t flops(const Shape& in) const = 0;
 

@@ -58,8 +58,9 @@ class Sequential {
   // d_out like forward's result -> gradient for x, after a forward in training mode.
   // Adds into parameter grads. With down_to > 0 the layers below layer down_to are skipped
   // (when they are frozen, their gradients are not needed) and the result is the gradient
-  // for layer down_to's input.
-  const Tensor& backward(const Tensor& d_out, size_t down_to = 0);
+  // for layer down_to's input. With input_grad false (a training step) that last gradient
+  // is skipped where the layer allows (Layer::backward_params) and the result is empty.
+  const Tensor& backward(const Tensor& d_out, size_t down_to = 0, bool input_grad = true);
 
   std::vector<NamedParameter> params();
   std::vector<NamedBuffer> buffers();

@@ -344,6 +344,14 @@ void Conv2d::backward(Tensor& d_in, const Tensor& d_out, const Tensor& in, const
                   d_out.data(), in.data(), weight_.value.data(), d);
 }
 
+bool Conv2d::backward_params(const Tensor& d_out, const Tensor& in, const Tensor& /*out*/) {
+  Conv2dDims d = conv2d_dims(options_, in.shape());
+  check_shape(d_out, {d.n, d.oc, d.oh, d.ow}, "Conv2d backward: gradient of the output");
+  conv2d_backward(nullptr, weight_.grad.data(), options_.bias ? bias_.grad.data() : nullptr,
+                  d_out.data(), in.data(), weight_.value.data(), d);
+  return true;
+}
+
 std::string Conv2d::describe() const {
   return fmt::format("Conv2d({}, {}, kernel={}, stride={}, padding={}{})", options_.in_channels,
                      options_.out_channels, options_.kernel, options_.stride, options_.padding,

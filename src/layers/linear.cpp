@@ -209,6 +209,14 @@ void Linear::backward(Tensor& d_in, const Tensor& d_out, const Tensor& in, const
                   options_.out_features);
 }
 
+bool Linear::backward_params(const Tensor& d_out, const Tensor& in, const Tensor& /*out*/) {
+  check_shape(d_out, output_shape(in.shape()), "Linear: gradient of the output");
+  linear_backward(static_cast<float*>(nullptr), weight_.grad.data(),
+                  options_.bias ? bias_.grad.data() : nullptr, d_out.data(), in.data(),
+                  weight_.value.data(), in.dim(0), options_.in_features, options_.out_features);
+  return true;
+}
+
 std::string Linear::describe() const {
   return fmt::format("Linear({}, {}{})", options_.in_features, options_.out_features,
                      options_.bias ? "" : ", bias=false");

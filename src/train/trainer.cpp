@@ -184,7 +184,7 @@ void Trainer::fit(const TrainCallbacks& callbacks, int64_t until_epoch) {
       int64_t n = logits.dim(0);
       for (int64_t i = 0; i < n; ++i) correct += predicted[i] == batch->labels[i];
       optimizer_->zero_grad();
-      model_.backward(d_logits, down_to);
+      model_.backward(d_logits, down_to, /*input_grad=*/false);
       if (!l1_weights_.empty()) loss += l1_penalty(l1_weights_, recipe_.l1);
       // The lr is set before each step (never after the last one: one-cycle's lr past its
       // end is meaningless, and may be negative).

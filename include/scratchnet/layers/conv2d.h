@@ -89,6 +89,7 @@ class Conv2d : public Layer {
   Shape output_shape(const Shape& in) const override;
   void forward(Tensor& out, const Tensor& in, Mode mode) override;
   void backward(Tensor& d_in, const Tensor& d_out, const Tensor& in, const Tensor& out) override;
+  bool backward_params(const Tensor& d_out, const Tensor& in, const Tensor& out) override;
   std::string describe() const override;
   int64_t flops(const Shape& in) const override;
   std::vector<NamedParameter> params() override;

@@ -47,6 +47,7 @@ class Linear : public Layer {
   Shape output_shape(const Shape& in) const override;
   void forward(Tensor& out, const Tensor& in, Mode mode) override;
   void backward(Tensor& d_in, const Tensor& d_out, const Tensor& in, const Tensor& out) override;
+  bool backward_params(const Tensor& d_out, const Tensor& in, const Tensor& out) override;
   std::string describe() const override;  // "Linear(1600, 128)", "Linear(4, 2, bias=false)"
   int64_t flops(const Shape& in) const override;
   std::vector<NamedParameter> params() override;
