@@ -367,9 +367,11 @@ std::vector<Case> fast_cases() {
       {4, 16, 9, 25, 8, 3, 1, 2, true},
       {2, 8, 40, 37, 8, 3, 1, 1, true},
       {11, 8, 4, 24, 8, 3, 1, 1, true},
-      // Winograd with rows of 6 and 7 tiles (`basic`'s second convolution), and its weight
-      // gradient in 8 groups of 10 chunks.
+      // Winograd with rows of 6 to 8 tiles, odd numbers of tile rows and odd sizes (`basic`'s
+      // second convolution first), and its weight gradient in 8 groups of 10 chunks.
       {24, 8, 13, 13, 8, 3, 1, 0, false},
+      {10, 8, 16, 15, 8, 3, 1, 1, true},
+      {12, 9, 13, 14, 10, 3, 1, 2, true},
       {30, 8, 24, 24, 8, 3, 1, 1, true},
   };
   cases.insert(cases.end(), std::begin(fixed), std::end(fixed));
