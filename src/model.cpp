@@ -5,6 +5,9 @@
 #include <algorithm>
 
 #include "scratchnet/check.h"
+#include "scratchnet/layers/batch_norm.h"
+#include "scratchnet/layers/conv2d.h"
+#include "scratchnet/layers/max_pool2d.h"
 
 namespace scratchnet {
 
@@ -154,10 +157,33 @@ Sequential::Fused Sequential::forward_pair(size_t i, Tensor& out, const Tensor& 
   return Fused::kNone;
 }
 
+// Conv2d, BatchNorm2d, ReLU and perhaps MaxPool2d(2) from layer i (before `last`) as one,
+// into out (Conv2d::forward_eval_fused): how many layers ran, or 0 (nothing ran) when they
+// are not such a block or the convolution has no fused path for this shape.
+size_t Sequential::eval_block(size_t i, size_t last, Tensor& out, const Tensor& in) {
+  if (i + 2 >= last || layers_[i + 2]->kind() != "ReLU") return 0;
+  auto* conv = dynamic_cast<Conv2d*>(layers_[i].get());
+  auto* bn = dynamic_cast<BatchNorm*>(layers_[i + 1].get());
+  if (!conv || !bn || layers_[i + 1]->kind() != "BatchNorm2d") return 0;
+  auto* pool = i + 3 < last ? dynamic_cast<MaxPool2d*>(layers_[i + 3].get()) : nullptr;
+  const bool pooled = pool && pool->options().kernel == 2 && pool->options().stride == 2 &&
+                      pool->options().padding == 0;
+  const int64_t channels = conv->options().out_channels;
+  epilogue_.resize(static_cast<size_t>(3 * channels));
+  float* center = epilogue_.data();
+  bn->eval_affine(center, center + channels, center + 2 * channels);
+  const size_t count = pooled ? 4 : 3;
+  out.resize(batched(in.dim(0), out_shapes_[i + count - 1]));
+  const Conv2dEpilogue e{
+      .center = center, .scale = center + channels, .shift = center + 2 * channels, .pool = pooled};
+  return conv->forward_eval_fused(out, in, e) ? count : 0;
+}
+
 // Layers [first, last) on x. Nothing is kept for a backward pass: two buffers take turns.
-// A layer followed by ReLU runs both in one pass where it can (forward_relu), ReLU
-// followed by a layer that commutes with it (max-pool) runs as that layer then ReLU on its
-// smaller output, and Flatten and Dropout (the identity in eval mode) only reshape. The
+// Conv2d, BatchNorm2d, ReLU (and MaxPool2d(2)) run as one where the convolution can
+// (eval_block); a layer followed by ReLU runs both in one pass where it can (forward_relu),
+// ReLU followed by a layer that commutes with it (max-pool) runs as that layer then ReLU on
+// its smaller output, and Flatten and Dropout (the identity in eval mode) only reshape. The
 // values are those of running the layers one by one.
 const Tensor& Sequential::eval_layers(const Tensor& x, size_t first, size_t last) {
   const int64_t n = x.dim(0);
@@ -166,6 +192,12 @@ const Tensor& Sequential::eval_layers(const Tensor& x, size_t first, size_t last
   for (size_t i = first; i < last;) {
     Tensor& out = eval_acts_[next];
     Layer& layer = *layers_[i];
+    if (const size_t ran = eval_block(i, last, out, *in)) {
+      i += ran;
+      in = &out;
+      next = 1 - next;
+      continue;
+    }
     bool fused = false;  // layers i and i + 1 as one
     if (i + 1 < last) {
       out.resize(batched(n, out_shapes_[i + 1]));

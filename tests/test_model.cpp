@@ -173,6 +173,29 @@ Sequential& add_fusable_convs(Sequential& m) {
 // Every shortcut of the eval forward at once: ReLU then max-pool, BatchNorm then ReLU,
 // Flatten and Dropout as reshapes, chunks of samples (600 > the chunk of 256) and a Linear
 // big enough to run on the whole batch after them.
+// The layers of m one by one in eval mode.
+Tensor eval_one_by_one(Sequential& m, const Tensor& x) {
+  Tensor expected = x;
+  for (size_t i = 0; i < m.size(); ++i) {
+    Shape shape = m.output_shape(i);
+    shape.insert(shape.begin(), x.dim(0));
+    Tensor out(shape);
+    m.layer(i).forward(out, expected, Mode::kEval);
+    expected = out;
+  }
+  return expected;
+}
+
+// Running statistics away from 0 and 1, so that BatchNorm's eval affine map matters.
+void randomize_running_stats(Sequential& m, uint64_t seed) {
+  for (auto& b : m.buffers()) {
+    if (b.name.find("running_mean") != std::string::npos)
+      *b.tensor = random_tensor(b.tensor->shape(), ++seed);
+    if (b.name.find("running_var") != std::string::npos)
+      for (float& v : *b.tensor) v = 0.5f + std::abs(v) + 0.01f * static_cast<float>(++seed % 7);
+  }
+}
+
 TEST(Sequential, EvalForwardEqualsTheLayersOneByOne) {
   Sequential m;
   add_fusable_convs(m)
@@ -185,23 +208,35 @@ TEST(Sequential, EvalForwardEqualsTheLayersOneByOne) {
       .add(ReLU());
   m.build({1, 12, 12});
   m.init(Init::kPyTorch, 7);
-  uint64_t seed = 20;
-  for (auto& b : m.buffers()) {
-    if (b.name.find("running_mean") != std::string::npos)
-      *b.tensor = random_tensor(b.tensor->shape(), ++seed);
-    if (b.name.find("running_var") != std::string::npos)
-      for (float& v : *b.tensor) v = 0.5f + std::abs(v) + 0.01f * static_cast<float>(++seed % 7);
-  }
+  randomize_running_stats(m, 20);
   for (int64_t n : {1, 7, 600}) {
     Tensor x = random_tensor({n, 1, 12, 12}, 30 + n);
-    Tensor expected = x;
-    for (size_t i = 0; i < m.size(); ++i) {
-      Shape shape = m.output_shape(i);
-      shape.insert(shape.begin(), n);
-      Tensor out(shape);
-      m.layer(i).forward(out, expected, Mode::kEval);
-      expected = out;
-    }
+    Tensor expected = eval_one_by_one(m, x);
+    const Tensor& got = m.forward(x, Mode::kEval);
+    ASSERT_EQ(got.shape(), expected.shape()) << "n=" << n;
+    EXPECT_EQ(got.to_vector(), expected.to_vector()) << "n=" << n;
+  }
+}
+
+// Conv2d, BatchNorm2d, ReLU, with and then without MaxPool2d(2), on shapes where Winograd
+// runs the convolution (8 channels, rows of 12 and 6 tiles), each run as one pass in eval
+// (Conv2d::forward_eval_fused), after a first block that has no such path (3 channels in):
+// the values of the layers one by one, for one chunk of samples and for several.
+TEST(Sequential, EvalConvBatchNormReluBlocksEqualTheLayersOneByOne) {
+  Sequential m;
+  for (int64_t in_channels : {3, 8, 8}) {
+    m.add(Conv2d({.in_channels = in_channels, .out_channels = 8, .kernel = 3, .padding = 1}))
+        .add(BatchNorm2d({.num_features = 8}))
+        .add(ReLU());
+    if (m.size() == 6) m.add(MaxPool2d({.kernel = 2}));
+  }
+  m.add(Flatten()).add(Linear({.in_features = 8 * 12 * 12, .out_features = 5}));
+  m.build({3, 24, 24});
+  m.init(Init::kPyTorch, 8);
+  randomize_running_stats(m, 40);
+  for (int64_t n : {9, 300}) {
+    Tensor x = random_tensor({n, 3, 24, 24}, 50 + n);
+    Tensor expected = eval_one_by_one(m, x);
     const Tensor& got = m.forward(x, Mode::kEval);
     ASSERT_EQ(got.shape(), expected.shape()) << "n=" << n;
     EXPECT_EQ(got.to_vector(), expected.to_vector()) << "n=" << n;

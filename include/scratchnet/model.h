@@ -81,6 +81,7 @@ class Sequential {
   void plan_eval_chunks();  // eval_chunk_ and eval_split_, at build
   const Tensor& eval_forward(const Tensor& x);
   const Tensor& eval_layers(const Tensor& x, size_t first, size_t last);
+  size_t eval_block(size_t i, size_t last, Tensor& out, const Tensor& in);
   // A chunk of an eval forward holds about this many floats of the largest activation.
   static constexpr int64_t kEvalChunkFloats = int64_t{1} << 20;
 
@@ -91,6 +92,7 @@ class Sequential {
   std::vector<Tensor> d_acts_;     // d_acts_[i] gradient for the input of layer i
   Tensor eval_acts_[2];            // an eval forward's outputs, alternating
   Tensor eval_in_, eval_mid_;      // a chunk of an eval forward's input; the chunks' outputs
+  std::vector<float> epilogue_;    // a fused eval block's BatchNorm: center, scale, shift
   int64_t eval_chunk_ = 0;         // samples per chunk of a large eval batch
   size_t eval_split_ = 0;          // layers [0, eval_split_) run in chunks
   // Layer i and i + 1 ran as one in the last training forward: ReLU then a layer that

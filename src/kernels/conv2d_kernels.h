@@ -68,8 +68,9 @@ void conv2d_s1_weight_grad(float* d_weight, const float* d_out, const float* in,
 // added into); the choice depends on the shape only, never on the thread count.
 bool conv2d_winograd_ok(const Conv2dDims& d);
 bool conv2d_winograd_input_grad_ok(const Conv2dDims& d);
+// With e, its epilogue is applied to every output (and out is pooled with e->pool).
 void conv2d_winograd_forward(float* out, const float* in, const float* weight, const float* bias,
-                             const Conv2dDims& d);
+                             const Conv2dDims& d, const Conv2dEpilogue* e = nullptr);
 void conv2d_winograd_input_grad(float* d_in, const float* d_out, const float* weight,
                                 const Conv2dDims& d);
 void conv2d_winograd_weight_grad(float* d_weight, const float* d_out, const float* in,

@@ -161,17 +161,51 @@ __attribute__((target("avx512f"))) void input_transform(float* v, int64_t t0, co
       }
 }
 
+// (y - center) * scale + shift, then ReLU, each step rounded as batch_norm_forward_eval
+// and relu_forward do. The _round forms keep the compiler from fusing the multiply and add
+// (maskz ones: GCC 12 warns about the undefined source of the others).
+__attribute__((target("avx512f"))) inline __m512 bn_relu(__m512 y, __m512 center, __m512 scale,
+                                                         __m512 shift) {
+  constexpr int kRound = _MM_FROUND_CUR_DIRECTION;
+  constexpr __mmask16 kAll = 0xFFFF;
+  const __m512 v = _mm512_maskz_add_round_ps(
+      kAll, _mm512_maskz_mul_round_ps(kAll, _mm512_sub_ps(y, center), scale, kRound), shift,
+      kRound);
+  const __m512 zero = _mm512_setzero_ps();
+  return _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, zero, _CMP_LT_OQ), zero);  // NaN stays
+}
+
+// The 2x2 window a, b (top row), c, d scanned as MaxPool2d does: a strictly greater value or
+// a NaN takes over.
+__attribute__((target("avx512f"))) inline __m512 max4(__m512 a, __m512 b, __m512 c, __m512 d) {
+  __m512 best = a;
+  for (const __m512 v : {b, c, d}) {
+    const __mmask16 take =
+        _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    best = _mm512_mask_mov_ps(best, take, v);
+  }
+  return best;
+}
+
 // out[sample] (outs, oh, ow) = bias + A^T M A from M (16, outs, t_chunk) columns
 // [t0, t0 + tiles); the two output columns of 16 tiles are interleaved into 32 output columns.
+// With e, its BatchNorm and ReLU follow, and with e->pool each tile, a 2x2 window, becomes
+// one value of out[sample] (outs, oh / 2, ow / 2).
 __attribute__((target("avx512f"))) void output_transform(float* out, const float* mm, int64_t t0,
-                                                         const float* bias, const Shape3& s) {
+                                                         const float* bias, const Conv2dEpilogue* e,
+                                                         const Shape3& s) {
   const __m512i lo_idx = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
   const __m512i hi_idx =
       _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
   const int64_t plane_m = s.outs * s.t_chunk;
+  const bool pool = e && e->pool;
+  const int64_t ph = s.oh / 2, pw = s.ow / 2;  // pooled plane
   for (int64_t o = 0; o < s.outs; ++o) {
     const __m512 b = _mm512_set1_ps(bias ? bias[o] : 0.0f);
-    for (int64_t y = 0; y < s.ty; ++y)
+    const __m512 center = _mm512_set1_ps(e ? e->center[o] : 0.0f);
+    const __m512 scale = _mm512_set1_ps(e ? e->scale[o] : 0.0f);
+    const __m512 shift = _mm512_set1_ps(e ? e->shift[o] : 0.0f);
+    for (int64_t y = 0; y < (pool ? ph : s.ty); ++y)
       for (int64_t x = 0; x < s.tx; x += kLanes) {
         const __mmask16 m = lanes_mask(s.tx - x);
         const float* src = mm + o * s.t_chunk + t0 + y * s.tx + x;
@@ -183,18 +217,26 @@ __attribute__((target("avx512f"))) void output_transform(float* out, const float
           r[0][j] = _mm512_add_ps(_mm512_add_ps(v[0][j], v[1][j]), v[2][j]);
           r[1][j] = _mm512_sub_ps(_mm512_sub_ps(v[1][j], v[2][j]), v[3][j]);
         }
+        __m512 yv[2][2];  // output rows 2y + i, columns 2 (x + lane) + j
+        for (int i = 0; i < 2; ++i) {
+          yv[i][0] = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(r[i][0], r[i][1]), r[i][2]), b);
+          yv[i][1] = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(r[i][1], r[i][2]), r[i][3]), b);
+          if (e)
+            for (int j = 0; j < 2; ++j) yv[i][j] = bn_relu(yv[i][j], center, scale, shift);
+        }
+        if (pool) {  // tiles x .. of row y are whole windows up to column pw
+          _mm512_mask_storeu_ps(out + (o * ph + y) * pw + x, lanes_mask(pw - x),
+                                max4(yv[0][0], yv[0][1], yv[1][0], yv[1][1]));
+          continue;
+        }
         const int64_t cols = std::min<int64_t>(2 * kLanes, s.ow - 2 * x);
         const __mmask16 lo = lanes_mask(cols), hi = lanes_mask(std::max<int64_t>(0, cols - 16));
         for (int i = 0; i < 2; ++i) {
           const int64_t row = 2 * y + i;
           if (row >= s.oh) break;
-          const __m512 y0 =
-              _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(r[i][0], r[i][1]), r[i][2]), b);
-          const __m512 y1 =
-              _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(r[i][1], r[i][2]), r[i][3]), b);
           float* dst = out + (o * s.oh + row) * s.ow + 2 * x;
-          _mm512_mask_storeu_ps(dst, lo, _mm512_permutex2var_ps(y0, lo_idx, y1));
-          _mm512_mask_storeu_ps(dst + 16, hi, _mm512_permutex2var_ps(y0, hi_idx, y1));
+          _mm512_mask_storeu_ps(dst, lo, _mm512_permutex2var_ps(yv[i][0], lo_idx, yv[i][1]));
+          _mm512_mask_storeu_ps(dst + 16, hi, _mm512_permutex2var_ps(yv[i][0], hi_idx, yv[i][1]));
         }
       }
   }
@@ -293,8 +335,9 @@ void filter_grad_transform(float* d_weight, const float* du, int64_t outs, int64
 }
 
 // One chunk of samples [s0, s0 + count): transforms and the 16 products.
-void run_chunk(float* out, const float* in, const float* u, const float* bias, int64_t s0,
-               int64_t count, bool parallel_products, const Shape3& s) {
+void run_chunk(float* out, const float* in, const float* u, const float* bias,
+               const Conv2dEpilogue* e, int64_t s0, int64_t count, bool parallel_products,
+               const Shape3& s) {
   float* xp = scratch(kPlanes, s.planes * s.hp * s.wp);
   float* v = scratch(kV, 16 * s.planes * s.t_chunk);  // (16, planes, t_chunk)
   float* mm = scratch(kM, 16 * s.outs * s.t_chunk);   // (16, outs, t_chunk)
@@ -315,22 +358,24 @@ void run_chunk(float* out, const float* in, const float* u, const float* bias, i
                      .ldc = s.t_chunk};
     parallel_products ? gemm_parallel(g) : gemm(g);
   }
+  const int64_t out_size = s.outs * (e && e->pool ? (s.oh / 2) * (s.ow / 2) : s.oh * s.ow);
   for (int64_t k = 0; k < count; ++k)
-    output_transform(out + (s0 + k) * s.outs * s.oh * s.ow, mm, k * s.tiles, bias, s);
+    output_transform(out + (s0 + k) * out_size, mm, k * s.tiles, bias, e, s);
 }
 
-void run(float* out, const float* in, const float* weight, const float* bias, const Shape3& s) {
+void run(float* out, const float* in, const float* weight, const float* bias,
+         const Conv2dEpilogue* e, const Shape3& s) {
   float* u = scratch(kU, 16 * s.outs * s.planes);
   filter_transform(u, weight, s.outs, s.planes);
   const int64_t chunks = (s.n + s.chunk - 1) / s.chunk;
   if (chunks >= num_threads()) {
     parallel_for(chunks, [&](int64_t begin, int64_t end) {
       for (int64_t q = begin; q < end; ++q)
-        run_chunk(out, in, u, bias, q * s.chunk, std::min(s.chunk, s.n - q * s.chunk), false, s);
+        run_chunk(out, in, u, bias, e, q * s.chunk, std::min(s.chunk, s.n - q * s.chunk), false, s);
     });
   } else {
     for (int64_t q = 0; q < chunks; ++q)
-      run_chunk(out, in, u, bias, q * s.chunk, std::min(s.chunk, s.n - q * s.chunk), true, s);
+      run_chunk(out, in, u, bias, e, q * s.chunk, std::min(s.chunk, s.n - q * s.chunk), true, s);
   }
 }
 
@@ -384,8 +429,8 @@ bool conv2d_winograd_input_grad_ok(const Conv2dDims& d) {
 }
 
 void conv2d_winograd_forward(float* out, const float* in, const float* weight, const float* bias,
-                             const Conv2dDims& d) {
-  run(out, in, weight, bias, Shape3(d.n, d.c, d.h, d.w, d.padding, d.oc));
+                             const Conv2dDims& d, const Conv2dEpilogue* e) {
+  run(out, in, weight, bias, e, Shape3(d.n, d.c, d.h, d.w, d.padding, d.oc));
 }
 
 void conv2d_winograd_input_grad(float* d_in, const float* d_out, const float* weight,
@@ -397,7 +442,7 @@ void conv2d_winograd_input_grad(float* d_in, const float* d_out, const float* we
     for (int64_t c = 0; c < d.c; ++c)
       for (int64_t q = 0; q < 9; ++q)
         flipped[(c * d.oc + o) * 9 + 8 - q] = weight[(o * d.c + c) * 9 + q];
-  run(d_in, d_out, flipped, nullptr, Shape3(d.n, d.oc, d.oh, d.ow, 2 - d.padding, d.c));
+  run(d_in, d_out, flipped, nullptr, nullptr, Shape3(d.n, d.oc, d.oh, d.ow, 2 - d.padding, d.c));
 }
 
 void conv2d_winograd_weight_grad(float* d_weight, const float* d_out, const float* in,
@@ -431,7 +476,8 @@ namespace scratchnet {
 
 bool conv2d_winograd_ok(const Conv2dDims&) { return false; }
 bool conv2d_winograd_input_grad_ok(const Conv2dDims&) { return false; }
-void conv2d_winograd_forward(float*, const float*, const float*, const float*, const Conv2dDims&) {}
+void conv2d_winograd_forward(float*, const float*, const float*, const float*, const Conv2dDims&,
+                             const Conv2dEpilogue*) {}
 void conv2d_winograd_input_grad(float*, const float*, const float*, const Conv2dDims&) {}
 void conv2d_winograd_weight_grad(float*, const float*, const float*, const Conv2dDims&) {}
 

@@ -156,6 +156,14 @@ void affine_rows(T* out, const T* in, T center, T scale, T shift, int64_t n, int
   }
 }
 
+// Eval mode's factor gamma * invstd with invstd = 1 / sqrt(running_var + eps), in double,
+// rounded once.
+template <typename T>
+T eval_scale(T gamma, T running_var, double eps) {
+  const double is = 1.0 / std::sqrt(static_cast<double>(running_var) + eps);
+  return static_cast<T>(static_cast<double>(gamma) * is);
+}
+
 }  // namespace
 
 template <typename T>
@@ -218,11 +226,9 @@ void batch_norm_forward_eval(T* out, const T* in, const T* running_mean, const T
                              double eps, bool relu) {
   const int64_t stride = c * spatial;
   parallel_for(c, parallel_grain(n * spatial), [&](int64_t c0, int64_t c1) {
-    for (int64_t ch = c0; ch < c1; ++ch) {
-      const double is = 1.0 / std::sqrt(static_cast<double>(running_var[ch]) + eps);
-      affine_rows(out, in, running_mean[ch], static_cast<T>(static_cast<double>(gamma[ch]) * is),
-                  beta[ch], n, stride, ch * spatial, spatial, relu);
-    }
+    for (int64_t ch = c0; ch < c1; ++ch)
+      affine_rows(out, in, running_mean[ch], eval_scale(gamma[ch], running_var[ch], eps), beta[ch],
+                  n, stride, ch * spatial, spatial, relu);
   });
 }
 
@@ -313,6 +319,14 @@ int64_t spatial_size(const Shape& in) {
 
 void BatchNorm::forward(Tensor& out, const Tensor& in, Mode mode) {
   run_forward(out, in, mode, false);
+}
+
+void BatchNorm::eval_affine(float* center, float* scale, float* shift) const {
+  for (int64_t ch = 0; ch < options_.num_features; ++ch) {
+    center[ch] = running_mean_[ch];
+    scale[ch] = eval_scale(weight_.value[ch], running_var_[ch], options_.eps);
+    shift[ch] = bias_.value[ch];
+  }
 }
 
 bool BatchNorm::forward_relu(Tensor& out, const Tensor& in, Mode mode) {

@@ -344,6 +344,16 @@ void Conv2d::backward(Tensor& d_in, const Tensor& d_out, const Tensor& in, const
                   d_out.data(), in.data(), weight_.value.data(), d);
 }
 
+bool Conv2d::forward_eval_fused(Tensor& out, const Tensor& in, const Conv2dEpilogue& e) {
+  Conv2dDims d = conv2d_dims(options_, in.shape());
+  if (!conv2d_winograd_ok(d)) return false;
+  const int64_t oh = e.pool ? d.oh / 2 : d.oh, ow = e.pool ? d.ow / 2 : d.ow;
+  check_shape(out, {d.n, d.oc, oh, ow}, "Conv2d forward: output");
+  conv2d_winograd_forward(out.data(), in.data(), weight_.value.data(),
+                          options_.bias ? bias_.value.data() : nullptr, d, &e);
+  return true;
+}
+
 bool Conv2d::backward_params(const Tensor& d_out, const Tensor& in, const Tensor& /*out*/) {
   Conv2dDims d = conv2d_dims(options_, in.shape());
   check_shape(d_out, {d.n, d.oc, d.oh, d.ow}, "Conv2d backward: gradient of the output");

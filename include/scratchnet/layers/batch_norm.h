@@ -81,6 +81,9 @@ class BatchNorm : public Layer {
   void forward(Tensor& out, const Tensor& in, Mode mode) override;
   void backward(Tensor& d_in, const Tensor& d_out, const Tensor& in, const Tensor& out) override;
   bool forward_relu(Tensor& out, const Tensor& in, Mode mode) override;  // backward reads no `out`
+  // Eval mode as out = (in - center) * scale + shift per channel, each (C), with the values
+  // and rounding batch_norm_forward_eval uses (what Conv2dEpilogue takes).
+  void eval_affine(float* center, float* scale, float* shift) const;
   std::string describe() const override;  // "BatchNorm2d(32, eps=1e-05, momentum=0.1)"
   // Two per element (the normalisation as one multiply-add per value).
   int64_t flops(const Shape& in) const override;

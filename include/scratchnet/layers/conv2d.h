@@ -67,17 +67,29 @@ void conv2d_backward_reference(T* d_in, T* d_weight, T* d_bias, const T* d_out, 
 // Algorithms, by shape (src/kernels/conv2d_*.cpp; AVX-512 ones only where the CPU has it):
 //   one input channel, 3x3, stride 1: direct vector kernels for the output and the parameter
 //     gradients (the unfolded matrix would have only 9 rows);
-//   3x3, stride 1, >= 8 channels in and out, output rows of >= 12 2x2 tiles and >= 256 tiles:
-//     Winograd F(2x2, 3x3) for the output and the input gradient (2.25x fewer multiplies);
+//   3x3, stride 1, >= 8 channels in and out, output rows of >= 6 2x2 tiles and >= 256 tiles:
+//     Winograd F(2x2, 3x3) for the output, the input gradient and the weight gradient
+//     (2.25x fewer multiplies);
 //   other stride 1: products that read the unfolded matrix in place from a padded copy
 //     ("implicit GEMM"); the input gradient likewise as a convolution of d_out with the
 //     flipped kernel when C >= 8 and padding <= K - 1;
 //   anything else (or no AVX-512): im2col into a per-thread buffer + gemm (kernels/gemm.h),
 //     col2im for the input gradient.
-// The weight gradient for stride 1 sums per group of samples in batch order, split over blocks
-// of the weight; otherwise im2col + gemm over groups of samples in batch order.
+// The weight gradient for other stride-1 shapes sums per group of samples in batch order, split
+// over blocks of the weight; otherwise im2col + gemm over groups of samples in batch order.
 void conv2d_forward(float* out, const float* in, const float* weight, const float* bias,
                     const Conv2dDims& d);
+
+// What Conv2d::forward_eval_fused applies to each output value y of channel o, in order:
+// BatchNorm in eval mode, (y - center[o]) * scale[o] + shift[o] rounded as
+// batch_norm_forward_eval rounds it (BatchNorm::eval_affine gives the three), then ReLU, then
+// with `pool` 2x2 max-pooling with stride 2 (MaxPool2d's rule for ties and NaN).
+struct Conv2dEpilogue {
+  const float* center = nullptr;  // (OC) each
+  const float* scale = nullptr;
+  const float* shift = nullptr;
+  bool pool = false;
+};
 void conv2d_backward(float* d_in, float* d_weight, float* d_bias, const float* d_out,
                      const float* in, const float* weight, const Conv2dDims& d);
 
@@ -90,6 +102,11 @@ class Conv2d : public Layer {
   void forward(Tensor& out, const Tensor& in, Mode mode) override;
   void backward(Tensor& d_in, const Tensor& d_out, const Tensor& in, const Tensor& out) override;
   bool backward_params(const Tensor& d_out, const Tensor& in, const Tensor& out) override;
+  // The eval forward and `e` in one pass, where the activations stay in registers: the
+  // values of Conv2d, BatchNorm2d, ReLU (and MaxPool2d(2)) one by one. out is (N, OC, OH, OW)
+  // or with e.pool (N, OC, OH / 2, OW / 2). False, having done nothing, for shapes without
+  // such a path (it has one where Winograd runs the forward).
+  bool forward_eval_fused(Tensor& out, const Tensor& in, const Conv2dEpilogue& e);
   std::string describe() const override;
   int64_t flops(const Shape& in) const override;
   std::vector<NamedParameter> params() override;
