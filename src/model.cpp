@@ -157,30 +157,37 @@ Sequential::Fused Sequential::forward_pair(size_t i, Tensor& out, const Tensor& 
   return Fused::kNone;
 }
 
-// Conv2d, BatchNorm2d, ReLU and perhaps MaxPool2d(2) from layer i (before `last`) as one,
-// into out (Conv2d::forward_eval_fused): how many layers ran, or 0 (nothing ran) when they
-// are not such a block or the convolution has no fused path for this shape.
+// Conv2d, perhaps BatchNorm2d, ReLU and perhaps MaxPool2d(2) from layer i (before `last`) as
+// one, into out (Conv2d::forward_eval_fused): how many layers ran, or 0 (nothing ran) when
+// they are not such a block or the convolution has no fused path for this shape.
 size_t Sequential::eval_block(size_t i, size_t last, Tensor& out, const Tensor& in) {
-  if (i + 2 >= last || layers_[i + 2]->kind() != "ReLU") return 0;
   auto* conv = dynamic_cast<Conv2d*>(layers_[i].get());
-  auto* bn = dynamic_cast<BatchNorm*>(layers_[i + 1].get());
-  if (!conv || !bn || layers_[i + 1]->kind() != "BatchNorm2d") return 0;
-  auto* pool = i + 3 < last ? dynamic_cast<MaxPool2d*>(layers_[i + 3].get()) : nullptr;
+  if (!conv || i + 1 >= last) return 0;
+  auto* bn = layers_[i + 1]->kind() == "BatchNorm2d"
+                 ? dynamic_cast<BatchNorm*>(layers_[i + 1].get())
+                 : nullptr;
+  size_t count = bn ? 2 : 1;  // layers in the block so far
+  if (i + count >= last || layers_[i + count]->kind() != "ReLU") return 0;
+  ++count;
+  auto* pool = i + count < last ? dynamic_cast<MaxPool2d*>(layers_[i + count].get()) : nullptr;
   const bool pooled = pool && pool->options().kernel == 2 && pool->options().stride == 2 &&
                       pool->options().padding == 0;
-  const int64_t channels = conv->options().out_channels;
-  epilogue_.resize(static_cast<size_t>(3 * channels));
-  float* center = epilogue_.data();
-  bn->eval_affine(center, center + channels, center + 2 * channels);
-  const size_t count = pooled ? 4 : 3;
+  count += pooled;
+  Conv2dEpilogue e{.pool = pooled};
+  if (bn) {
+    const int64_t channels = conv->options().out_channels;
+    epilogue_.resize(static_cast<size_t>(3 * channels));
+    e.center = epilogue_.data();
+    e.scale = e.center + channels;
+    e.shift = e.center + 2 * channels;
+    bn->eval_affine(epilogue_.data(), epilogue_.data() + channels, epilogue_.data() + 2 * channels);
+  }
   out.resize(batched(in.dim(0), out_shapes_[i + count - 1]));
-  const Conv2dEpilogue e{
-      .center = center, .scale = center + channels, .shift = center + 2 * channels, .pool = pooled};
   return conv->forward_eval_fused(out, in, e) ? count : 0;
 }
 
 // Layers [first, last) on x. Nothing is kept for a backward pass: two buffers take turns.
-// Conv2d, BatchNorm2d, ReLU (and MaxPool2d(2)) run as one where the convolution can
+// Conv2d, (BatchNorm2d,) ReLU (and MaxPool2d(2)) run as one where the convolution can
 // (eval_block); a layer followed by ReLU runs both in one pass where it can (forward_relu),
 // ReLU followed by a layer that commutes with it (max-pool) runs as that layer then ReLU on
 // its smaller output, and Flatten and Dropout (the identity in eval mode) only reshape. The

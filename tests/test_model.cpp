@@ -218,10 +218,11 @@ TEST(Sequential, EvalForwardEqualsTheLayersOneByOne) {
   }
 }
 
-// Conv2d, BatchNorm2d, ReLU, with and then without MaxPool2d(2), on shapes where Winograd
-// runs the convolution (8 channels, rows of 12 and 6 tiles), each run as one pass in eval
-// (Conv2d::forward_eval_fused), after a first block that has no such path (3 channels in):
-// the values of the layers one by one, for one chunk of samples and for several.
+// Conv2d, BatchNorm2d, ReLU with and then without MaxPool2d(2), and Conv2d, ReLU, MaxPool2d,
+// on shapes where Winograd runs the convolution (8 channels, rows of 12 and 6 tiles), each
+// run as one pass in eval (Conv2d::forward_eval_fused), after a first block that has no such
+// path (3 channels in): the values of the layers one by one, for one chunk of samples and
+// for several.
 TEST(Sequential, EvalConvBatchNormReluBlocksEqualTheLayersOneByOne) {
   Sequential m;
   for (int64_t in_channels : {3, 8, 8}) {
@@ -230,7 +231,11 @@ TEST(Sequential, EvalConvBatchNormReluBlocksEqualTheLayersOneByOne) {
         .add(ReLU());
     if (m.size() == 6) m.add(MaxPool2d({.kernel = 2}));
   }
-  m.add(Flatten()).add(Linear({.in_features = 8 * 12 * 12, .out_features = 5}));
+  m.add(Conv2d({.in_channels = 8, .out_channels = 8, .kernel = 3, .padding = 1}))
+      .add(ReLU())
+      .add(MaxPool2d({.kernel = 2}))
+      .add(Flatten())
+      .add(Linear({.in_features = 8 * 6 * 6, .out_features = 5}));
   m.build({3, 24, 24});
   m.init(Init::kPyTorch, 8);
   randomize_running_stats(m, 40);

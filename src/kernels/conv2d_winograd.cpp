@@ -161,16 +161,18 @@ __attribute__((target("avx512f"))) void input_transform(float* v, int64_t t0, co
       }
 }
 
-// (y - center) * scale + shift, then ReLU, each step rounded as batch_norm_forward_eval
-// and relu_forward do. The _round forms keep the compiler from fusing the multiply and add
-// (maskz ones: GCC 12 warns about the undefined source of the others).
-__attribute__((target("avx512f"))) inline __m512 bn_relu(__m512 y, __m512 center, __m512 scale,
-                                                         __m512 shift) {
+// With bn, (y - center) * scale + shift; then ReLU; each step rounded as
+// batch_norm_forward_eval and relu_forward do. The _round forms keep the compiler from fusing
+// the multiply and add (maskz ones: GCC 12 warns about the undefined source of the others).
+__attribute__((target("avx512f"))) inline __m512 bn_relu(__m512 y, bool bn, __m512 center,
+                                                         __m512 scale, __m512 shift) {
   constexpr int kRound = _MM_FROUND_CUR_DIRECTION;
   constexpr __mmask16 kAll = 0xFFFF;
-  const __m512 v = _mm512_maskz_add_round_ps(
-      kAll, _mm512_maskz_mul_round_ps(kAll, _mm512_sub_ps(y, center), scale, kRound), shift,
-      kRound);
+  const __m512 v =
+      bn ? _mm512_maskz_add_round_ps(
+               kAll, _mm512_maskz_mul_round_ps(kAll, _mm512_sub_ps(y, center), scale, kRound),
+               shift, kRound)
+         : y;
   const __m512 zero = _mm512_setzero_ps();
   return _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, zero, _CMP_LT_OQ), zero);  // NaN stays
 }
@@ -189,8 +191,8 @@ __attribute__((target("avx512f"))) inline __m512 max4(__m512 a, __m512 b, __m512
 
 // out[sample] (outs, oh, ow) = bias + A^T M A from M (16, outs, t_chunk) columns
 // [t0, t0 + tiles); the two output columns of 16 tiles are interleaved into 32 output columns.
-// With e, its BatchNorm and ReLU follow, and with e->pool each tile, a 2x2 window, becomes
-// one value of out[sample] (outs, oh / 2, ow / 2).
+// With e, its BatchNorm (if any) and ReLU follow, and with e->pool each tile, a 2x2 window,
+// becomes one value of out[sample] (outs, oh / 2, ow / 2).
 __attribute__((target("avx512f"))) void output_transform(float* out, const float* mm, int64_t t0,
                                                          const float* bias, const Conv2dEpilogue* e,
                                                          const Shape3& s) {
@@ -198,13 +200,13 @@ __attribute__((target("avx512f"))) void output_transform(float* out, const float
   const __m512i hi_idx =
       _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
   const int64_t plane_m = s.outs * s.t_chunk;
-  const bool pool = e && e->pool;
+  const bool pool = e && e->pool, bn = e && e->center;
   const int64_t ph = s.oh / 2, pw = s.ow / 2;  // pooled plane
   for (int64_t o = 0; o < s.outs; ++o) {
     const __m512 b = _mm512_set1_ps(bias ? bias[o] : 0.0f);
-    const __m512 center = _mm512_set1_ps(e ? e->center[o] : 0.0f);
-    const __m512 scale = _mm512_set1_ps(e ? e->scale[o] : 0.0f);
-    const __m512 shift = _mm512_set1_ps(e ? e->shift[o] : 0.0f);
+    const __m512 center = _mm512_set1_ps(bn ? e->center[o] : 0.0f);
+    const __m512 scale = _mm512_set1_ps(bn ? e->scale[o] : 0.0f);
+    const __m512 shift = _mm512_set1_ps(bn ? e->shift[o] : 0.0f);
     for (int64_t y = 0; y < (pool ? ph : s.ty); ++y)
       for (int64_t x = 0; x < s.tx; x += kLanes) {
         const __mmask16 m = lanes_mask(s.tx - x);
@@ -222,7 +224,7 @@ __attribute__((target("avx512f"))) void output_transform(float* out, const float
           yv[i][0] = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(r[i][0], r[i][1]), r[i][2]), b);
           yv[i][1] = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(r[i][1], r[i][2]), r[i][3]), b);
           if (e)
-            for (int j = 0; j < 2; ++j) yv[i][j] = bn_relu(yv[i][j], center, scale, shift);
+            for (int j = 0; j < 2; ++j) yv[i][j] = bn_relu(yv[i][j], bn, center, scale, shift);
         }
         if (pool) {  // tiles x .. of row y are whole windows up to column pw
           _mm512_mask_storeu_ps(out + (o * ph + y) * pw + x, lanes_mask(pw - x),

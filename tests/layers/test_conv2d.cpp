@@ -505,53 +505,65 @@ TEST(Conv2d, LayerRunsTheFastKernelsAndAddsIntoParameterGradients) {
   }
 }
 
-// Conv2d, BatchNorm2d (eval, running statistics away from 0 and 1), ReLU and MaxPool2d(2) in
-// one pass give the layers' values one by one, bit for bit: Winograd shapes, even and odd
-// (the pool drops the last row and column), with and without the pool; other shapes have
-// no fused path.
+// One Conv2d with BatchNorm2d (eval, running statistics away from 0 and 1) and the expected
+// Conv2d, BatchNorm2d, ReLU, MaxPool2d(2) outputs, the layers one by one.
+struct FusedCase {
+  Conv2d conv;
+  BatchNorm2d bn;
+  Tensor in, want;
+};
+
+FusedCase fused_case(const Case& t, bool with_bn, bool pool) {
+  FusedCase f{Conv2d(options_of(t)), BatchNorm2d({.num_features = t.oc}), Tensor(), Tensor()};
+  Rng rng(9);
+  f.conv.init(Init::kPyTorch, rng);
+  const auto values = testing::random_doubles(4 * t.oc, 10);  // in [-1, 1)
+  for (int64_t o = 0; o < t.oc; ++o) {
+    f.bn.running_mean()[o] = static_cast<float>(values[o]);
+    f.bn.running_var()[o] = static_cast<float>(1.5 + values[t.oc + o]);
+    f.bn.weight().value[o] = static_cast<float>(values[2 * t.oc + o]);
+    f.bn.bias().value[o] = static_cast<float>(values[3 * t.oc + o]);
+  }
+  f.in = tensor_of({t.n, t.c, t.h, t.w}, testing::random_doubles(t.n * t.c * t.h * t.w, 11));
+  Tensor y(f.conv.output_shape(f.in.shape())), z(y.shape());
+  f.conv.forward(y, f.in, Mode::kEval);
+  if (with_bn) f.bn.forward(z, y, Mode::kEval);
+  ReLU().forward(f.want, with_bn ? z : y, Mode::kEval);
+  if (pool) {
+    MaxPool2d max_pool({.kernel = 2});
+    Tensor pooled(max_pool.output_shape(f.want.shape()));
+    max_pool.forward(pooled, f.want, Mode::kEval);
+    f.want = pooled;
+  }
+  return f;
+}
+
+// Conv2d, BatchNorm2d, ReLU and MaxPool2d(2) in one pass give the layers' values one by one,
+// bit for bit: Winograd shapes, even and odd (the pool drops the last row and column), with
+// and without BatchNorm and the pool; other shapes have no fused path.
 TEST(Conv2d, EvalFusedEqualsConvBatchNormReluPool) {
   for (const Case& t :
        {Case{9, 8, 12, 12, 8, 3, 1, 1, true}, Case{3, 8, 23, 23, 10, 3, 1, 1, false},
-        Case{2, 16, 26, 28, 8, 3, 1, 0, true}}) {
-    for (bool pool : {true, false}) {
-      SCOPED_TRACE(name_of(t) + (pool ? " pool" : ""));
-      Conv2d conv(options_of(t));
-      Rng rng(9);
-      conv.init(Init::kPyTorch, rng);
-      BatchNorm2d bn({.num_features = t.oc});
-      const auto values = testing::random_doubles(4 * t.oc, 10);  // in [-1, 1)
-      for (int64_t o = 0; o < t.oc; ++o) {
-        bn.running_mean()[o] = static_cast<float>(values[o]);
-        bn.running_var()[o] = static_cast<float>(1.5 + values[t.oc + o]);
-        bn.weight().value[o] = static_cast<float>(values[2 * t.oc + o]);
-        bn.bias().value[o] = static_cast<float>(values[3 * t.oc + o]);
+        Case{2, 16, 26, 28, 8, 3, 1, 0, true}})
+    for (bool with_bn : {true, false})
+      for (bool pool : {true, false}) {
+        SCOPED_TRACE(name_of(t) + (with_bn ? " batchnorm" : "") + (pool ? " pool" : ""));
+        FusedCase f = fused_case(t, with_bn, pool);
+        std::vector<float> center(t.oc), scale(t.oc), shift(t.oc);
+        f.bn.eval_affine(center.data(), scale.data(), shift.data());
+        Conv2dEpilogue e{.pool = pool};
+        if (with_bn) {
+          e.center = center.data();
+          e.scale = scale.data();
+          e.shift = shift.data();
+        }
+        Tensor got(f.want.shape());
+        ASSERT_TRUE(f.conv.forward_eval_fused(got, f.in, e));
+        EXPECT_EQ(got.to_vector(), f.want.to_vector());
       }
-      Tensor in =
-          tensor_of({t.n, t.c, t.h, t.w}, testing::random_doubles(t.n * t.c * t.h * t.w, 11));
-      Tensor y(conv.output_shape(in.shape())), z(y.shape()), r(y.shape());
-      conv.forward(y, in, Mode::kEval);
-      bn.forward(z, y, Mode::kEval);
-      ReLU().forward(r, z, Mode::kEval);
-      MaxPool2d max_pool({.kernel = 2});
-      Tensor want = r;
-      if (pool) {
-        want = Tensor(max_pool.output_shape(r.shape()));
-        max_pool.forward(want, r, Mode::kEval);
-      }
-      std::vector<float> center(t.oc), scale(t.oc), shift(t.oc);
-      bn.eval_affine(center.data(), scale.data(), shift.data());
-      const Conv2dEpilogue e{
-          .center = center.data(), .scale = scale.data(), .shift = shift.data(), .pool = pool};
-      Tensor got(want.shape());
-      ASSERT_TRUE(conv.forward_eval_fused(got, in, e));
-      EXPECT_EQ(got.to_vector(), want.to_vector());
-    }
-  }
   Conv2d small({.in_channels = 2, .out_channels = 8, .kernel = 3, .padding = 1});
   Tensor in({4, 2, 24, 24}), out({4, 8, 24, 24});
-  std::vector<float> ones(8, 1.0f);
-  EXPECT_FALSE(small.forward_eval_fused(
-      out, in, {.center = ones.data(), .scale = ones.data(), .shift = ones.data()}));
+  EXPECT_FALSE(small.forward_eval_fused(out, in, {}));
 }
 
 TEST(Conv2d, LayerChecksBufferShapes) {

@@ -81,11 +81,11 @@ void conv2d_forward(float* out, const float* in, const float* weight, const floa
                     const Conv2dDims& d);
 
 // What Conv2d::forward_eval_fused applies to each output value y of channel o, in order:
-// BatchNorm in eval mode, (y - center[o]) * scale[o] + shift[o] rounded as
-// batch_norm_forward_eval rounds it (BatchNorm::eval_affine gives the three), then ReLU, then
-// with `pool` 2x2 max-pooling with stride 2 (MaxPool2d's rule for ties and NaN).
+// with `center`, BatchNorm in eval mode, (y - center[o]) * scale[o] + shift[o] rounded as
+// batch_norm_forward_eval rounds it (BatchNorm::eval_affine gives the three); then ReLU; then
+// with `pool`, 2x2 max-pooling with stride 2 (MaxPool2d's rule for ties and NaN).
 struct Conv2dEpilogue {
-  const float* center = nullptr;  // (OC) each
+  const float* center = nullptr;  // (OC) each, or all null: no BatchNorm
   const float* scale = nullptr;
   const float* shift = nullptr;
   bool pool = false;
@@ -103,7 +103,7 @@ class Conv2d : public Layer {
   void backward(Tensor& d_in, const Tensor& d_out, const Tensor& in, const Tensor& out) override;
   bool backward_params(const Tensor& d_out, const Tensor& in, const Tensor& out) override;
   // The eval forward and `e` in one pass, where the activations stay in registers: the
-  // values of Conv2d, BatchNorm2d, ReLU (and MaxPool2d(2)) one by one. out is (N, OC, OH, OW)
+  // values of Conv2d, (BatchNorm2d,) ReLU (and MaxPool2d(2)) one by one. out is (N, OC, OH, OW)
   // or with e.pool (N, OC, OH / 2, OW / 2). False, having done nothing, for shapes without
   // such a path (it has one where Winograd runs the forward).
   bool forward_eval_fused(Tensor& out, const Tensor& in, const Conv2dEpilogue& e);
