@@ -382,7 +382,7 @@ void run(float* out, const float* in, const float* weight, const float* bias,
 }
 
 // The weight gradient's chunks [q0, q1) summed into du (16, outs, planes): per chunk the
-// input and output-gradient transforms, then dU_xi += G_xi * V_xi^T.
+// input and output-gradient transforms, then dU_xi += (A dY A^T)_xi * V_xi^T.
 void weight_grad_chunks(float* du, const float* d_out, const float* in, int64_t q0, int64_t q1,
                         bool parallel_products, const Shape3& s) {
   float* xp = scratch(kPlanes, s.planes * s.hp * s.wp);
