@@ -24,7 +24,7 @@ using json = nlohmann::json;
 
 // Set on the accepting thread while it answers a connection the queue had no room for.
 thread_local bool t_rejected = false;
-// Seconds the current request's prediction took (< 0: none), for the logger's metrics.
+// Seconds the current request's prediction took (< 0: none), for the metrics and the log.
 thread_local double t_predict_seconds = -1;
 
 // Worker threads for connections with a bounded queue. A connection past the queue is
@@ -212,10 +212,26 @@ struct Server::Impl {
     send_json(res, 200, out);
   }
 
+  // Counts an answered request in the metrics. Called before the answer is written (not in
+  // the logger, which runs after), so a client that has its answer and asks /metrics next
+  // finds it counted. A status httplib has yet to fill in (-1) is its default, 200.
+  void count(const httplib::Request& req, const httplib::Response& res) {
+    metrics.record(route_of(req.path), res.status < 0 ? 200 : res.status, t_predict_seconds);
+  }
+
+  // A route's handler that counts its request when it has answered.
+  httplib::Server::Handler counted(httplib::Server::Handler handler) {
+    return
+        [this, handler = std::move(handler)](const httplib::Request& req, httplib::Response& res) {
+          handler(req, res);
+          count(req, res);
+        };
+  }
+
   // Runs a route's handler; whatever it throws becomes a JSON error, never a crash.
   httplib::Server::Handler guarded(void (Impl::*handler)(const httplib::Request&,
                                                          httplib::Response&)) {
-    return [this, handler](const httplib::Request& req, httplib::Response& res) {
+    return counted([this, handler](const httplib::Request& req, httplib::Response& res) {
       metrics.add_in_flight(1);
       try {
         (this->*handler)(req, res);
@@ -227,7 +243,7 @@ struct Server::Impl {
         send_error(res, 500, fmt::format("internal error: {}", e.what()));
       }
       metrics.add_in_flight(-1);
-    };
+    });
   }
 
   void setup() {
@@ -254,6 +270,7 @@ struct Server::Impl {
         send_error(res, 503,
                    fmt::format("the server is full ({} connections served, {} waiting); try again",
                                opts.threads, opts.max_queue));
+        count(req, res);
         return httplib::Server::HandlerResponse::Handled;
       }
       for (const Route& r : kRoutes) {
@@ -262,23 +279,25 @@ struct Server::Impl {
           continue;
         res.set_header("Allow", r.method);
         send_error(res, 405, fmt::format("{} takes {}, not {}", r.path, r.method, req.method));
+        count(req, res);
         return httplib::Server::HandlerResponse::Handled;
       }
       return httplib::Server::HandlerResponse::Unhandled;
     });
-    http.Get("/", [](const httplib::Request&, httplib::Response& res) {
-      res.set_content(kPageHtml, "text/html; charset=utf-8");
-    });
-    http.Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
-      send_json(res, 200, health());
-    });
-    http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-      send_json(res, 200, metrics.to_json());
-    });
+    http.Get("/", counted([](const httplib::Request&, httplib::Response& res) {
+               res.set_content(kPageHtml, "text/html; charset=utf-8");
+             }));
+    http.Get("/healthz", counted([this](const httplib::Request&, httplib::Response& res) {
+               send_json(res, 200, health());
+             }));
+    http.Get("/metrics", counted([this](const httplib::Request&, httplib::Response& res) {
+               send_json(res, 200, metrics.to_json());  // this request not yet counted
+             }));
     http.Post("/predict", guarded(&Impl::predict));
 
     // Errors httplib answers itself (an unknown path, a body over the limit, a bad request
-    // line) get a JSON body too.
+    // line) get a JSON body too, and are counted here. It runs for every answer >= 400; those
+    // with a body are ours, already counted.
     http.set_error_handler(httplib::Server::HandlerWithResponse(
         [this](const httplib::Request& req, httplib::Response& res) {
           if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
@@ -290,12 +309,15 @@ struct Server::Impl {
           else
             message = fmt::format("HTTP {}", res.status);
           send_error(res, res.status, message);
+          count(req, res);
           return httplib::Server::HandlerResponse::Handled;
         }));
-    http.set_exception_handler([](const httplib::Request&, httplib::Response& res,
-                                  std::exception_ptr) { send_error(res, 500, "internal error"); });
+    http.set_exception_handler(
+        [this](const httplib::Request& req, httplib::Response& res, std::exception_ptr) {
+          send_error(res, 500, "internal error");
+          count(req, res);
+        });
     http.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
-      metrics.record(route_of(req.path), res.status, t_predict_seconds);
       if (opts.log)
         fmt::print(
             stderr, "{} {} {} -> {}{}\n", req.remote_addr, req.method, req.path, res.status,

@@ -209,17 +209,34 @@ TEST_F(ServerTest, MetricsCountRequestsAndPredictionLatency) {
   for (int i = 0; i < 5; ++i) EXPECT_EQ(predict(pixels_json(digit)).first, 200);
   EXPECT_EQ(predict("nonsense").first, 400);
   client_->Get("/nowhere");
+  client_->Get("/predict");  // 405, counted once
   auto res = client_->Get("/metrics");
   ASSERT_TRUE(res);
   const json m = json::parse(res->body);
-  EXPECT_EQ(m["requests"]["/predict"], 6);
+  EXPECT_EQ(m["requests"]["/predict"], 7);
   EXPECT_EQ(m["requests"]["other"], 1);
-  EXPECT_EQ(m["responses"]["4xx"], 2);
+  EXPECT_EQ(m["requests"].count("/metrics"), 0u);  // counted once answered
+  EXPECT_EQ(m["responses"]["4xx"], 3);
+  EXPECT_EQ(m["responses"]["2xx"], 5 + m["requests"]["/healthz"].get<int>());  // start()'s
   EXPECT_EQ(m["predict"]["count"], 5);
   const json& l = m["predict"]["latency_ms"];
   EXPECT_GT(l["p50"].get<double>(), 0);
   EXPECT_LE(l["p50"].get<double>(), l["p99"].get<double>());
   EXPECT_LE(l["p99"].get<double>(), l["max"].get<double>());
+}
+
+// A request is counted before its answer is written, so the next request sees it.
+TEST_F(ServerTest, MetricsIncludeTheRequestJustAnswered) {
+  start();
+  const std::string digit = pixels_json(std::vector<uint8_t>(784, 0));
+  for (int i = 1; i <= 40; ++i) {
+    ASSERT_EQ(predict(digit).first, 200);
+    auto res = client_->Get("/metrics");
+    ASSERT_TRUE(res);
+    const json m = json::parse(res->body);
+    ASSERT_EQ(m["requests"]["/predict"], i);
+    ASSERT_EQ(m["predict"]["count"], i);
+  }
 }
 
 TEST_F(ServerTest, ConcurrentClientsAllGetTheSameAnswer) {
