@@ -162,7 +162,7 @@ Sequential::Fused Sequential::forward_pair(size_t i, Tensor& out, const Tensor& 
 // they are not such a block or the convolution has no fused path for this shape.
 size_t Sequential::eval_block(size_t i, size_t last, Tensor& out, const Tensor& in) {
   auto* conv = dynamic_cast<Conv2d*>(layers_[i].get());
-  if (!conv || i + 1 >= last) return 0;
+  if (!conv || i + 1 >= last || !conv->has_eval_fused(in.shape())) return 0;
   auto* bn = layers_[i + 1]->kind() == "BatchNorm2d"
                  ? dynamic_cast<BatchNorm*>(layers_[i + 1].get())
                  : nullptr;
@@ -183,7 +183,8 @@ size_t Sequential::eval_block(size_t i, size_t last, Tensor& out, const Tensor& 
     bn->eval_affine(epilogue_.data(), epilogue_.data() + channels, epilogue_.data() + 2 * channels);
   }
   out.resize(batched(in.dim(0), out_shapes_[i + count - 1]));
-  return conv->forward_eval_fused(out, in, e) ? count : 0;
+  conv->forward_eval_fused(out, in, e);
+  return count;
 }
 
 // Layers [first, last) on x. Nothing is kept for a backward pass: two buffers take turns.

@@ -337,28 +337,34 @@ void Conv2d::forward(Tensor& out, const Tensor& in, Mode /*mode*/) {
 }
 
 void Conv2d::backward(Tensor& d_in, const Tensor& d_out, const Tensor& in, const Tensor& /*out*/) {
-  Conv2dDims d = conv2d_dims(options_, in.shape());
-  check_shape(d_out, {d.n, d.oc, d.oh, d.ow}, "Conv2d backward: gradient of the output");
   check_shape(d_in, in.shape(), "Conv2d backward: gradient of the input");
-  conv2d_backward(d_in.data(), weight_.grad.data(), options_.bias ? bias_.grad.data() : nullptr,
-                  d_out.data(), in.data(), weight_.value.data(), d);
+  run_backward(&d_in, d_out, in);
 }
 
-bool Conv2d::forward_eval_fused(Tensor& out, const Tensor& in, const Conv2dEpilogue& e) {
+void Conv2d::run_backward(Tensor* d_in, const Tensor& d_out, const Tensor& in) {
   Conv2dDims d = conv2d_dims(options_, in.shape());
-  if (!conv2d_winograd_ok(d)) return false;
+  check_shape(d_out, {d.n, d.oc, d.oh, d.ow}, "Conv2d backward: gradient of the output");
+  conv2d_backward(d_in ? d_in->data() : nullptr, weight_.grad.data(),
+                  options_.bias ? bias_.grad.data() : nullptr, d_out.data(), in.data(),
+                  weight_.value.data(), d);
+}
+
+bool Conv2d::has_eval_fused(const Shape& in) const {
+  return conv2d_winograd_ok(conv2d_dims(options_, in));
+}
+
+void Conv2d::forward_eval_fused(Tensor& out, const Tensor& in, const Conv2dEpilogue& e) {
+  Conv2dDims d = conv2d_dims(options_, in.shape());
+  SN_CHECK(conv2d_winograd_ok(d), "Conv2d: no fused eval forward for an input of shape {}",
+           shape_str(in.shape()));
   const int64_t oh = e.pool ? d.oh / 2 : d.oh, ow = e.pool ? d.ow / 2 : d.ow;
   check_shape(out, {d.n, d.oc, oh, ow}, "Conv2d forward: output");
   conv2d_winograd_forward(out.data(), in.data(), weight_.value.data(),
                           options_.bias ? bias_.value.data() : nullptr, d, &e);
-  return true;
 }
 
 bool Conv2d::backward_params(const Tensor& d_out, const Tensor& in, const Tensor& /*out*/) {
-  Conv2dDims d = conv2d_dims(options_, in.shape());
-  check_shape(d_out, {d.n, d.oc, d.oh, d.ow}, "Conv2d backward: gradient of the output");
-  conv2d_backward(nullptr, weight_.grad.data(), options_.bias ? bias_.grad.data() : nullptr,
-                  d_out.data(), in.data(), weight_.value.data(), d);
+  run_backward(nullptr, d_out, in);
   return true;
 }
 

@@ -202,19 +202,20 @@ void Linear::forward(Tensor& out, const Tensor& in, Mode /*mode*/) {
 }
 
 void Linear::backward(Tensor& d_in, const Tensor& d_out, const Tensor& in, const Tensor& /*out*/) {
-  check_shape(d_out, output_shape(in.shape()), "Linear: gradient of the output");
   check_shape(d_in, in.shape(), "Linear: gradient of the input");
-  linear_backward(d_in.data(), weight_.grad.data(), options_.bias ? bias_.grad.data() : nullptr,
-                  d_out.data(), in.data(), weight_.value.data(), in.dim(0), options_.in_features,
-                  options_.out_features);
+  run_backward(&d_in, d_out, in);
 }
 
 bool Linear::backward_params(const Tensor& d_out, const Tensor& in, const Tensor& /*out*/) {
+  run_backward(nullptr, d_out, in);
+  return true;
+}
+
+void Linear::run_backward(Tensor* d_in, const Tensor& d_out, const Tensor& in) {
   check_shape(d_out, output_shape(in.shape()), "Linear: gradient of the output");
-  linear_backward(static_cast<float*>(nullptr), weight_.grad.data(),
+  linear_backward(d_in ? d_in->data() : nullptr, weight_.grad.data(),
                   options_.bias ? bias_.grad.data() : nullptr, d_out.data(), in.data(),
                   weight_.value.data(), in.dim(0), options_.in_features, options_.out_features);
-  return true;
 }
 
 std::string Linear::describe() const {

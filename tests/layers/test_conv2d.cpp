@@ -558,12 +558,15 @@ TEST(Conv2d, EvalFusedEqualsConvBatchNormReluPool) {
           e.shift = shift.data();
         }
         Tensor got(f.want.shape());
-        ASSERT_TRUE(f.conv.forward_eval_fused(got, f.in, e));
+        ASSERT_TRUE(f.conv.has_eval_fused(f.in.shape()));
+        f.conv.forward_eval_fused(got, f.in, e);
         EXPECT_EQ(got.to_vector(), f.want.to_vector());
       }
   Conv2d small({.in_channels = 2, .out_channels = 8, .kernel = 3, .padding = 1});
   Tensor in({4, 2, 24, 24}), out({4, 8, 24, 24});
-  EXPECT_FALSE(small.forward_eval_fused(out, in, {}));
+  EXPECT_FALSE(small.has_eval_fused(in.shape()));
+  EXPECT_THAT(error_of([&] { small.forward_eval_fused(out, in, {}); }),
+              HasSubstr("no fused eval forward for an input of shape (4, 2, 24, 24)"));
 }
 
 TEST(Conv2d, LayerChecksBufferShapes) {

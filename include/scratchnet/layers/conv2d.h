@@ -104,9 +104,10 @@ class Conv2d : public Layer {
   bool backward_params(const Tensor& d_out, const Tensor& in, const Tensor& out) override;
   // The eval forward and `e` in one pass, where the activations stay in registers: the
   // values of Conv2d, (BatchNorm2d,) ReLU (and MaxPool2d(2)) one by one. out is (N, OC, OH, OW)
-  // or with e.pool (N, OC, OH / 2, OW / 2). False, having done nothing, for shapes without
-  // such a path (it has one where Winograd runs the forward).
-  bool forward_eval_fused(Tensor& out, const Tensor& in, const Conv2dEpilogue& e);
+  // or with e.pool (N, OC, OH / 2, OW / 2). Only for inputs where has_eval_fused (those where
+  // Winograd runs the forward); throws for others.
+  bool has_eval_fused(const Shape& in) const;
+  void forward_eval_fused(Tensor& out, const Tensor& in, const Conv2dEpilogue& e);
   std::string describe() const override;
   int64_t flops(const Shape& in) const override;
   std::vector<NamedParameter> params() override;
@@ -117,6 +118,9 @@ class Conv2d : public Layer {
   Parameter& bias() { return bias_; }  // empty tensors when options.bias is false
 
  private:
+  // backward and backward_params: d_in null for the parameter gradients alone.
+  void run_backward(Tensor* d_in, const Tensor& d_out, const Tensor& in);
+
   Conv2dOptions options_;
   Parameter weight_, bias_;
 };

@@ -58,6 +58,9 @@ class Linear : public Layer {
   Parameter& bias() { return bias_; }  // empty tensors when options.bias is false
 
  private:
+  // backward and backward_params: d_in null for the parameter gradients alone.
+  void run_backward(Tensor* d_in, const Tensor& d_out, const Tensor& in);
+
   LinearOptions options_;
   Parameter weight_, bias_;
 };
