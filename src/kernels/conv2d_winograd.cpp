@@ -1,5 +1,5 @@
-// Winograd F(2x2, 3x3) for stride-1 3x3 convolutions on AVX-512: 2.25 times fewer
-// multiplications than the direct sum.
+// Winograd F(2x2, 3x3) and F(4x4, 3x3) for stride-1 3x3 convolutions on AVX-512: 2.25 and 4
+// times fewer multiplications than the direct sum.
 //
 // The output is cut into 2x2 tiles; tile (ty, tx) needs the 4x4 input patch d at rows
 // 2*ty - pad .. +3 and columns 2*tx - pad .. +3 (zeros outside). With
@@ -9,10 +9,12 @@
 // of the 16 positions xi of the 4x4 transforms one matrix product sums over channels:
 //   M_xi (OC, T) = U_xi (OC, C) * V_xi (C, T)        T = tiles of a chunk of samples (gemm)
 // Each output tile is then bias + A^T M A (2x2). Tiles that stick out of the output are
-// computed on zeros and not stored.
+// computed on zeros and not stored. F(4x4, 3x3) is the same with 4x4 tiles, 6x6 patches and
+// 36 positions (its matrices are below); the forward and the input gradient use it on outputs
+// of 16 columns or more (run_shape).
 //
-// The weight gradient runs the forward backwards: with each output-gradient tile dY (2x2)
-// transformed to A dY A^T (4x4), zeros past the output,
+// The weight gradient runs the forward backwards (F(2x2, 3x3)): with each output-gradient tile
+// dY (2x2) transformed to A dY A^T (4x4), zeros past the output,
 //   dU_xi (OC, C) = sum over tiles of (A dY A^T)_xi (OC, T) * V_xi (C, T)^T        (gemm)
 // and each filter's gradient is G^T dU G (3x3).
 //
@@ -20,9 +22,9 @@
 // run near peak, few enough that V and M stay in L2); chunks go over threads, or for fewer
 // chunks than threads the products are split instead, so results never depend on the thread
 // count (the weight gradient sums its chunks in a fixed number of groups, then the groups in
-// order). Compared with the direct sum, rounding grows by the transforms' small constants: about
-// 1.5e-7 of the sum of the magnitudes of the direct terms on the models' layers; the tests
-// bound it at 2e-6.
+// order). Compared with the direct sum, rounding grows by the transforms' constants: about
+// 1.5e-7 of the sum of the magnitudes of the direct terms for F(2x2, 3x3) on the models'
+// layers, up to 4.1e-6 for F(4x4, 3x3) on the tests' shapes; the tests bound it at 1e-5.
 #include <algorithm>
 #include <new>
 #include <vector>
@@ -78,25 +80,28 @@ float* scratch(Slot slot, int64_t n) {
   return buffers[slot].get(n);
 }
 
-// One convolution: `planes` input planes (h, w) padded by `pad`, `outs` output planes.
+// One convolution: `planes` input planes (h, w) padded by `pad`, `outs` output planes, in
+// output tiles of m x m: F(2x2, 3x3) (m = 2) or F(4x4, 3x3) (m = 4).
 struct Shape3 {
   int64_t n, planes, h, w, pad, outs;
+  int64_t m, positions;    // tile size, and (m + 2)^2 positions of the transforms
   int64_t oh, ow;          // output: h + 2*pad - 2, likewise
-  int64_t ty, tx, tiles;   // tiles per sample: ceil(oh / 2) x ceil(ow / 2)
-  int64_t hp, wp;          // padded plane: every tile's 4x4 patch fits
+  int64_t ty, tx, tiles;   // tiles per sample: ceil(oh / m) x ceil(ow / m)
+  int64_t hp, wp;          // padded plane: every tile's (m + 2)^2 patch fits
   int64_t chunk, t_chunk;  // samples per chunk and tiles per chunk
 
   // Chunks of at least min_tiles tiles (or the whole batch).
   Shape3(int64_t n_, int64_t planes_, int64_t h_, int64_t w_, int64_t pad_, int64_t outs_,
-         int64_t min_tiles = 192)
-      : n(n_), planes(planes_), h(h_), w(w_), pad(pad_), outs(outs_) {
+         int64_t m_, int64_t min_tiles)
+      : n(n_), planes(planes_), h(h_), w(w_), pad(pad_), outs(outs_), m(m_) {
+    positions = (m + 2) * (m + 2);
     oh = h + 2 * pad - 2;
     ow = w + 2 * pad - 2;
-    ty = (oh + 1) / 2;
-    tx = (ow + 1) / 2;
+    ty = (oh + m - 1) / m;
+    tx = (ow + m - 1) / m;
     tiles = ty * tx;
-    hp = 2 * ty + 2;
-    wp = 2 * tx + 2;
+    hp = m * ty + 2;
+    wp = m * tx + 2;
     chunk = std::clamp<int64_t>((min_tiles + tiles - 1) / tiles, 1, n);
     t_chunk = chunk * tiles;
   }
@@ -336,19 +341,237 @@ void filter_grad_transform(float* d_weight, const float* du, int64_t outs, int64
     }
 }
 
-// One chunk of samples [s0, s0 + count): transforms and the 16 products.
+// ---- F(4x4, 3x3): 4x4 output tiles from 6x6 patches, 36 products, 4 times fewer
+// multiplications than the direct sum. Points 0, 1, -1, 2, -2 (Lavin and Gray):
+//   B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0;
+//          0 4 0 -5 0 1],
+//   G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1],
+//   A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1].
+// The transforms hold 16 tiles per vector: 8 tiles of a tile row in lanes 0-7, and in lanes
+// 8-15 the next 8 of the row or, for rows of at most 8 tiles, the same tiles of the next tile
+// row (rows of 7 tiles, 28 outputs, fill 14 lanes). Their V and M columns are contiguous.
+
+// Where a vector's tiles are: lanes 0-7 from tile (y, x), lanes 8-15 from tile (y + 1, x)
+// (`pairs`: rows of at most 8 tiles) or (y, x + 8).
+struct Group4 {
+  int64_t y, x;
+  bool pairs;
+  __mmask16 valid;  // lanes holding tiles
+  int count;        // how many: the columns from y * tx + x on
+};
+
+// The vectors' tiles in order, groups4(s) of them: row pairs, or 16 tiles of a row at a time.
+int64_t groups4(const Shape3& s) { return s.tx <= 8 ? (s.ty + 1) / 2 : s.ty * ((s.tx + 15) / 16); }
+
+Group4 group4(const Shape3& s, int64_t i) {
+  const bool pairs = s.tx <= 8;
+  const int64_t per_row = (s.tx + 15) / 16;
+  const int64_t y = pairs ? 2 * i : i / per_row, x = pairs ? 0 : 16 * (i % per_row);
+  const int64_t lower = std::min<int64_t>(8, s.tx - x);
+  const int64_t upper =
+      pairs ? (y + 1 < s.ty ? lower : 0) : std::clamp<int64_t>(s.tx - x - 8, 0, 8);
+  const auto valid = static_cast<__mmask16>(lanes_mask(lower) | (lanes_mask(upper) << 8));
+  return Group4{y, x, pairs, valid, static_cast<int>(lower + upper)};
+}
+
+// B^T z for the 6 vectors z (a column or a row of patches).
+__attribute__((target("avx512f"))) inline void b6(__m512 o[6], const __m512 z[6]) {
+  const __m512 four = _mm512_set1_ps(4.0f), five = _mm512_set1_ps(5.0f);
+  const __m512 two = _mm512_set1_ps(2.0f);
+  const __m512 s12 = _mm512_add_ps(z[1], z[2]), d12 = _mm512_sub_ps(z[1], z[2]);
+  const __m512 s34 = _mm512_add_ps(z[3], z[4]), d43 = _mm512_sub_ps(z[4], z[3]);
+  const __m512 d42 = _mm512_sub_ps(z[4], z[2]), d31 = _mm512_sub_ps(z[3], z[1]);
+  o[0] = _mm512_fmadd_ps(four, z[0], _mm512_fnmadd_ps(five, z[2], z[4]));
+  o[1] = _mm512_fnmadd_ps(four, s12, s34);
+  o[2] = _mm512_fmadd_ps(four, d12, d43);
+  o[3] = _mm512_fmadd_ps(two, d31, d42);
+  o[4] = _mm512_fnmadd_ps(two, d31, d42);
+  o[5] = _mm512_fmadd_ps(four, z[1], _mm512_fnmadd_ps(five, z[3], z[5]));
+}
+
+// A^T m for the 6 vectors m.
+__attribute__((target("avx512f"))) inline void a6(__m512 y[4], const __m512 m[6]) {
+  const __m512 s12 = _mm512_add_ps(m[1], m[2]), d12 = _mm512_sub_ps(m[1], m[2]);
+  const __m512 s34 = _mm512_add_ps(m[3], m[4]), d34 = _mm512_sub_ps(m[3], m[4]);
+  y[0] = _mm512_add_ps(_mm512_add_ps(m[0], s12), s34);
+  y[1] = _mm512_fmadd_ps(_mm512_set1_ps(2.0f), d34, d12);
+  y[2] = _mm512_fmadd_ps(_mm512_set1_ps(4.0f), s34, s12);
+  y[3] = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(8.0f), d34, d12), m[5]);
+}
+
+// out[j] for j < count (at most 4): columns j .. j + 28 step 4 of the 32 floats at `row`
+// (those past `avail` read as 0) in lanes 0-7.
+__attribute__((target("avx512f"))) inline void every4(__m512* out, int count, const float* row,
+                                                      int64_t avail) {
+  const __m512i idx = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28);
+  const __m512 q0 = _mm512_maskz_loadu_ps(lanes_mask(std::max<int64_t>(0, avail)), row);
+  const __m512 q1 = _mm512_maskz_loadu_ps(lanes_mask(std::max<int64_t>(0, avail - 16)), row + 16);
+  for (int j = 0; j < count; ++j)
+    out[j] = _mm512_permutex2var_ps(q0, _mm512_add_epi32(idx, _mm512_set1_epi32(j)), q1);
+}
+
+// V (36, planes, t_chunk) columns [t0, t0 + tiles) for one padded sample xp (Group4 lanes).
+__attribute__((target("avx512f"))) void input_transform4(float* v, int64_t t0, const float* xp,
+                                                         const Shape3& s) {
+  const int64_t plane_v = s.planes * s.t_chunk;
+  for (int64_t c = 0; c < s.planes; ++c)
+    for (int64_t gi = 0; gi < groups4(s); ++gi) {
+      const Group4 g = group4(s, gi);
+      const float* lo = xp + (c * s.hp + 4 * g.y) * s.wp + 4 * g.x;
+      const float* hi = g.pairs ? lo + 4 * s.wp : lo + 32;
+      const int64_t avail_lo = s.wp - 4 * g.x, avail_hi = g.pairs ? avail_lo : avail_lo - 32;
+      const bool has_hi = (g.valid >> 8) != 0;
+      __m512 d[6][6];
+      for (int i = 0; i < 6; ++i) {
+        __m512 a[6], b[6];  // patch columns 0-5 of the tiles in lanes 0-7 of a, of b
+        every4(a, 4, lo + i * s.wp, avail_lo);
+        every4(a + 4, 2, lo + i * s.wp + 4, avail_lo - 4);
+        if (has_hi) {
+          every4(b, 4, hi + i * s.wp, avail_hi);
+          every4(b + 4, 2, hi + i * s.wp + 4, avail_hi - 4);
+        }
+        // Lanes 0-7 of a, then of b (maskz: GCC 12 warns on the plain form).
+        for (int j = 0; j < 6; ++j)
+          d[i][j] = has_hi ? _mm512_maskz_shuffle_f32x4(0xFFFF, a[j], b[j], _MM_SHUFFLE(1, 0, 1, 0))
+                           : a[j];
+      }
+      __m512 t[6][6];  // B^T d, column by column
+      for (int j = 0; j < 6; ++j) {
+        const __m512 col[6] = {d[0][j], d[1][j], d[2][j], d[3][j], d[4][j], d[5][j]};
+        __m512 o[6];
+        b6(o, col);
+        for (int i = 0; i < 6; ++i) t[i][j] = o[i];
+      }
+      float* dst = v + c * s.t_chunk + t0 + g.y * s.tx + g.x;
+      const __mmask16 store = lanes_mask(g.count);
+      for (int i = 0; i < 6; ++i) {  // (B^T d) B, row by row
+        __m512 o[6];
+        b6(o, t[i]);
+        for (int j = 0; j < 6; ++j)
+          _mm512_mask_storeu_ps(dst + (i * 6 + j) * plane_v, store,
+                                _mm512_maskz_compress_ps(g.valid, o[j]));
+      }
+    }
+}
+
+// out[sample] (outs, oh, ow) = bias + A^T M A from M (36, outs, t_chunk) columns
+// [t0, t0 + tiles), with e as output_transform; with e->pool each 4x4 tile becomes 2x2 values
+// of out[sample] (outs, oh / 2, ow / 2).
+__attribute__((target("avx512f"))) void output_transform4(float* out, const float* mm, int64_t t0,
+                                                          const float* bias,
+                                                          const Conv2dEpilogue* e,
+                                                          const Shape3& s) {
+  // Pairs (a0 b0 a1 b1 ..) of two vectors' lanes 0-7 or 8-15, and pairs of such pairs.
+  const __m512i pair_idx[2] = {
+      _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23),
+      _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31)};
+  const __m512i quad_lo = _mm512_setr_epi32(0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23);
+  const __m512i quad_hi =
+      _mm512_setr_epi32(8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31);
+  const int64_t plane_m = s.outs * s.t_chunk;
+  const bool pool = e && e->pool, bn = e && e->center;
+  const int64_t ph = s.oh / 2, pw = s.ow / 2;  // pooled plane
+  for (int64_t o = 0; o < s.outs; ++o) {
+    const __m512 b = _mm512_set1_ps(bias ? bias[o] : 0.0f);
+    const __m512 center = _mm512_set1_ps(bn ? e->center[o] : 0.0f);
+    const __m512 scale = _mm512_set1_ps(bn ? e->scale[o] : 0.0f);
+    const __m512 shift = _mm512_set1_ps(bn ? e->shift[o] : 0.0f);
+    for (int64_t gi = 0; gi < groups4(s); ++gi) {
+      const Group4 g = group4(s, gi);
+      const float* src = mm + o * s.t_chunk + t0 + g.y * s.tx + g.x;
+      const __mmask16 load = lanes_mask(g.count);
+      __m512 r[4][6];  // A^T M, column by column
+      for (int j = 0; j < 6; ++j) {
+        __m512 col[6], yv[4];
+        for (int i = 0; i < 6; ++i)
+          col[i] = _mm512_maskz_expand_ps(g.valid,
+                                          _mm512_maskz_loadu_ps(load, src + (i * 6 + j) * plane_m));
+        a6(yv, col);
+        for (int i = 0; i < 4; ++i) r[i][j] = yv[i];
+      }
+      __m512 yk[4][4];  // (A^T M A) row i: output column 4 l + k in lane l of yk[i][k]
+      for (int i = 0; i < 4; ++i) {
+        a6(yk[i], r[i]);
+        for (int k = 0; k < 4; ++k) {
+          yk[i][k] = _mm512_add_ps(yk[i][k], b);
+          if (e) yk[i][k] = bn_relu(yk[i][k], bn, center, scale, shift);
+        }
+      }
+      for (int h = 0; h < 2; ++h) {  // lanes 0-7, then 8-15
+        const int64_t y = g.pairs ? g.y + h : g.y, x = g.pairs ? g.x : g.x + 8 * h;
+        if (h == 1 && (g.valid >> 8) == 0) break;
+        if (pool) {  // tile (y, x + l): pooled rows 2y, 2y + 1, columns 2(x + l), +1
+          for (int pi = 0; pi < 2 && 2 * y + pi < ph; ++pi) {
+            const __m512 p0 =
+                max4(yk[2 * pi][0], yk[2 * pi][1], yk[2 * pi + 1][0], yk[2 * pi + 1][1]);
+            const __m512 p1 =
+                max4(yk[2 * pi][2], yk[2 * pi][3], yk[2 * pi + 1][2], yk[2 * pi + 1][3]);
+            _mm512_mask_storeu_ps(out + (o * ph + 2 * y + pi) * pw + 2 * x,
+                                  lanes_mask(std::max<int64_t>(0, pw - 2 * x)),
+                                  _mm512_permutex2var_ps(p0, pair_idx[h], p1));
+          }
+          continue;
+        }
+        const int64_t cols = s.ow - 4 * x;  // output columns from 4x on
+        for (int i = 0; i < 4 && 4 * y + i < s.oh; ++i) {
+          float* dst = out + (o * s.oh + 4 * y + i) * s.ow + 4 * x;
+          const __m512 p01 = _mm512_permutex2var_ps(yk[i][0], pair_idx[h], yk[i][1]);
+          const __m512 p23 = _mm512_permutex2var_ps(yk[i][2], pair_idx[h], yk[i][3]);
+          _mm512_mask_storeu_ps(dst, lanes_mask(cols), _mm512_permutex2var_ps(p01, quad_lo, p23));
+          _mm512_mask_storeu_ps(dst + 16, lanes_mask(std::max<int64_t>(0, cols - 16)),
+                                _mm512_permutex2var_ps(p01, quad_hi, p23));
+        }
+      }
+    }
+  }
+}
+
+// u (36, outs, planes) = G g G^T for every 3x3 filter g of weight (outs, planes, 3, 3), in
+// double, rounded once.
+void filter_transform4(float* u, const float* weight, int64_t outs, int64_t planes) {
+  auto g6 = [](double o[6], const double z[3]) {  // G z
+    constexpr double k6 = 1.0 / 6, k12 = 1.0 / 12, k24 = 1.0 / 24;
+    const double even = z[0] * k24 + z[2] * k6, odd = z[1] * k12;
+    o[0] = z[0] * 0.25;
+    o[1] = -(z[0] + z[1] + z[2]) * k6;
+    o[2] = -(z[0] - z[1] + z[2]) * k6;
+    o[3] = even + odd;
+    o[4] = even - odd;
+    o[5] = z[2];
+  };
+  const int64_t stride = outs * planes;
+  for (int64_t o = 0; o < outs; ++o)
+    for (int64_t c = 0; c < planes; ++c) {
+      const float* g = weight + (o * planes + c) * 9;
+      double t[6][3];  // G g
+      for (int j = 0; j < 3; ++j) {
+        const double col[3] = {g[j], g[3 + j], g[6 + j]};
+        double r[6];
+        g6(r, col);
+        for (int i = 0; i < 6; ++i) t[i][j] = r[i];
+      }
+      for (int i = 0; i < 6; ++i) {  // (G g) G^T
+        double r[6];
+        g6(r, t[i]);
+        for (int j = 0; j < 6; ++j)
+          u[(i * 6 + j) * stride + o * planes + c] = static_cast<float>(r[j]);
+      }
+    }
+}
+
+// One chunk of samples [s0, s0 + count): transforms and the products, one per position.
 void run_chunk(float* out, const float* in, const float* u, const float* bias,
                const Conv2dEpilogue* e, int64_t s0, int64_t count, bool parallel_products,
                const Shape3& s) {
   float* xp = scratch(kPlanes, s.planes * s.hp * s.wp);
-  float* v = scratch(kV, 16 * s.planes * s.t_chunk);  // (16, planes, t_chunk)
-  float* mm = scratch(kM, 16 * s.outs * s.t_chunk);   // (16, outs, t_chunk)
+  float* v = scratch(kV, s.positions * s.planes * s.t_chunk);  // (positions, planes, t_chunk)
+  float* mm = scratch(kM, s.positions * s.outs * s.t_chunk);   // (positions, outs, t_chunk)
   const int64_t t_used = count * s.tiles;
   for (int64_t k = 0; k < count; ++k) {
     pad_sample(xp, in + (s0 + k) * s.planes * s.h * s.w, s);
-    input_transform(v, k * s.tiles, xp, s);
+    s.m == 4 ? input_transform4(v, k * s.tiles, xp, s) : input_transform(v, k * s.tiles, xp, s);
   }
-  for (int xi = 0; xi < 16; ++xi) {
+  for (int xi = 0; xi < s.positions; ++xi) {
     const GemmArgs g{.m = s.outs,
                      .n = t_used,
                      .k = s.planes,
@@ -361,14 +584,18 @@ void run_chunk(float* out, const float* in, const float* u, const float* bias,
     parallel_products ? gemm_parallel(g) : gemm(g);
   }
   const int64_t out_size = s.outs * (e && e->pool ? (s.oh / 2) * (s.ow / 2) : s.oh * s.ow);
-  for (int64_t k = 0; k < count; ++k)
-    output_transform(out + (s0 + k) * out_size, mm, k * s.tiles, bias, e, s);
+  for (int64_t k = 0; k < count; ++k) {
+    float* dst = out + (s0 + k) * out_size;
+    s.m == 4 ? output_transform4(dst, mm, k * s.tiles, bias, e, s)
+             : output_transform(dst, mm, k * s.tiles, bias, e, s);
+  }
 }
 
 void run(float* out, const float* in, const float* weight, const float* bias,
          const Conv2dEpilogue* e, const Shape3& s) {
-  float* u = scratch(kU, 16 * s.outs * s.planes);
-  filter_transform(u, weight, s.outs, s.planes);
+  float* u = scratch(kU, s.positions * s.outs * s.planes);
+  s.m == 4 ? filter_transform4(u, weight, s.outs, s.planes)
+           : filter_transform(u, weight, s.outs, s.planes);
   const int64_t chunks = (s.n + s.chunk - 1) / s.chunk;
   if (chunks >= num_threads()) {
     parallel_for(chunks, [&](int64_t begin, int64_t end) {
@@ -422,6 +649,15 @@ bool winograd_pays(const Conv2dDims& d, int64_t out_h, int64_t out_w) {
          tiles_x >= 6 && d.n * tiles >= 256;
 }
 
+// The forward and input-gradient passes on outputs of width w + 2 pad - 2: F(4x4, 3x3) from 16
+// columns (4 tiles of 4) on, else F(2x2, 3x3); chunks of at least 96 or 192 tiles. Measured
+// faster from there (1.2-1.7x on 16 to 56 columns, 32 to 64 channels, one thread); at 14
+// columns its partial tiles make the input gradient slower.
+Shape3 run_shape(int64_t n, int64_t planes, int64_t h, int64_t w, int64_t pad, int64_t outs) {
+  const bool big = w + 2 * pad - 2 >= 16;
+  return Shape3(n, planes, h, w, pad, outs, big ? 4 : 2, big ? 96 : 192);
+}
+
 }  // namespace
 
 bool conv2d_winograd_ok(const Conv2dDims& d) { return winograd_pays(d, d.oh, d.ow); }
@@ -432,7 +668,7 @@ bool conv2d_winograd_input_grad_ok(const Conv2dDims& d) {
 
 void conv2d_winograd_forward(float* out, const float* in, const float* weight, const float* bias,
                              const Conv2dDims& d, const Conv2dEpilogue* e) {
-  run(out, in, weight, bias, e, Shape3(d.n, d.c, d.h, d.w, d.padding, d.oc));
+  run(out, in, weight, bias, e, run_shape(d.n, d.c, d.h, d.w, d.padding, d.oc));
 }
 
 void conv2d_winograd_input_grad(float* d_in, const float* d_out, const float* weight,
@@ -444,13 +680,13 @@ void conv2d_winograd_input_grad(float* d_in, const float* d_out, const float* we
     for (int64_t c = 0; c < d.c; ++c)
       for (int64_t q = 0; q < 9; ++q)
         flipped[(c * d.oc + o) * 9 + 8 - q] = weight[(o * d.c + c) * 9 + q];
-  run(d_in, d_out, flipped, nullptr, nullptr, Shape3(d.n, d.oc, d.oh, d.ow, 2 - d.padding, d.c));
+  run(d_in, d_out, flipped, nullptr, nullptr, run_shape(d.n, d.oc, d.oh, d.ow, 2 - d.padding, d.c));
 }
 
 void conv2d_winograd_weight_grad(float* d_weight, const float* d_out, const float* in,
                                  const Conv2dDims& d) {
   // Longer chunks than the forward's: here the tiles are the products' sum (K).
-  const Shape3 s(d.n, d.c, d.h, d.w, d.padding, d.oc, 384);
+  const Shape3 s(d.n, d.c, d.h, d.w, d.padding, d.oc, 2, 384);
   const int64_t chunks = (s.n + s.chunk - 1) / s.chunk, groups = std::min<int64_t>(chunks, 8);
   const int64_t du_size = 16 * s.outs * s.planes;
   float* sums = scratch(kGroupSums, groups * du_size);  // (groups, 16, outs, planes)

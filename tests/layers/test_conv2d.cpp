@@ -302,13 +302,14 @@ FastCase make_fast_case(const Case& t, uint64_t seed) {
   return f;
 }
 
-// |got - want| <= 2e-6 * magnitude, element by element (float rounding of the sums and, for
-// Winograd, of its transforms: about 1.5e-7 measured on the models' layers).
+// |got - want| <= 1e-5 * magnitude, element by element (float rounding of the sums and, for
+// Winograd, of its transforms: about 1.5e-7 measured for F(2x2, 3x3) on the models' layers,
+// up to 4.1e-6 for F(4x4, 3x3) on these shapes).
 void expect_close(const char* what, const std::vector<float>& got, const std::vector<double>& want,
                   const std::vector<double>& magnitude) {
   ASSERT_EQ(got.size(), want.size()) << what;
   for (size_t i = 0; i < got.size(); ++i)
-    ASSERT_LE(std::abs(got[i] - want[i]), 2e-6 * magnitude[i])
+    ASSERT_LE(std::abs(got[i] - want[i]), 1e-5 * magnitude[i])
         << what << " at " << i << ": got " << got[i] << ", want " << want[i];
 }
 
@@ -376,6 +377,9 @@ std::vector<Case> fast_cases() {
       {10, 8, 16, 15, 8, 3, 1, 1, true},
       {12, 9, 13, 14, 10, 3, 1, 2, true},
       {30, 8, 24, 24, 8, 3, 1, 1, true},
+      // F(4x4, 3x3) (16 columns or more): rows of more than 16 tiles, and of exactly 4.
+      {3, 8, 6, 70, 8, 3, 1, 1, true},
+      {4, 8, 18, 16, 9, 3, 1, 1, false},
   };
   cases.insert(cases.end(), std::begin(fixed), std::end(fixed));
   Rng rng(2024);
@@ -544,7 +548,7 @@ FusedCase fused_case(const Case& t, bool with_bn, bool pool) {
 TEST(Conv2d, EvalFusedEqualsConvBatchNormReluPool) {
   for (const Case& t :
        {Case{9, 8, 12, 12, 8, 3, 1, 1, true}, Case{3, 8, 23, 23, 10, 3, 1, 1, false},
-        Case{2, 16, 26, 28, 8, 3, 1, 0, true}})
+        Case{2, 16, 26, 28, 8, 3, 1, 0, true}, Case{3, 8, 9, 37, 8, 3, 1, 1, true}})
     for (bool with_bn : {true, false})
       for (bool pool : {true, false}) {
         SCOPED_TRACE(name_of(t) + (with_bn ? " batchnorm" : "") + (pool ? " pool" : ""));

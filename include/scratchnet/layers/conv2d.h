@@ -58,18 +58,19 @@ void conv2d_backward_reference(T* d_in, T* d_weight, T* d_bias, const T* d_out, 
 
 // The fast float kernels Conv2d runs, with the reference kernels' contracts (same arguments,
 // same errors with the names conv2d_forward / conv2d_backward). They sum in other orders, so
-// they agree with the reference to float rounding: each value within 2e-6 of the sum of the
-// magnitudes of its terms (tested; about 1e-7 measured). Results are bit-identical for any
-// thread count: outputs and input gradients are split over the batch (or, for a batch smaller
-// than the thread count, inside each product), parameter gradients never over the batch, and
-// the algorithm is chosen from the shape alone.
+// they agree with the reference to float rounding: each value within 1e-5 of the sum of the
+// magnitudes of its terms (tested; about 1e-7 measured, up to 4e-6 where F(4x4, 3x3) runs). Results
+// are bit-identical for any thread count: outputs and input gradients are split over the batch (or,
+// for a batch smaller than the thread count, inside each product), parameter gradients never over
+// the batch, and the algorithm is chosen from the shape alone.
 //
 // Algorithms, by shape (src/kernels/conv2d_*.cpp; AVX-512 ones only where the CPU has it):
 //   one input channel, 3x3, stride 1: direct vector kernels for the output and the parameter
 //     gradients (the unfolded matrix would have only 9 rows);
 //   3x3, stride 1, >= 8 channels in and out, output rows of >= 6 2x2 tiles and >= 256 tiles:
-//     Winograd F(2x2, 3x3) for the output, the input gradient and the weight gradient
-//     (2.25x fewer multiplies);
+//     Winograd for the output, the input gradient and the weight gradient: F(2x2, 3x3)
+//     (2.25x fewer multiplies), or F(4x4, 3x3) (4x fewer) for the output and the input
+//     gradient where they are 16 columns wide or more;
 //   other stride 1: products that read the unfolded matrix in place from a padded copy
 //     ("implicit GEMM"); the input gradient likewise as a convolution of d_out with the
 //     flipped kernel when C >= 8 and padding <= K - 1;
