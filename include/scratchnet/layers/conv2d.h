@@ -59,10 +59,10 @@ void conv2d_backward_reference(T* d_in, T* d_weight, T* d_bias, const T* d_out, 
 // The fast float kernels Conv2d runs, with the reference kernels' contracts (same arguments,
 // same errors with the names conv2d_forward / conv2d_backward). They sum in other orders, so
 // they agree with the reference to float rounding: each value within 1e-5 of the sum of the
-// magnitudes of its terms (tested; about 1e-7 measured, up to 4e-6 where F(4x4, 3x3) runs). Results
-// are bit-identical for any thread count: outputs and input gradients are split over the batch (or,
-// for a batch smaller than the thread count, inside each product), parameter gradients never over
-// the batch, and the algorithm is chosen from the shape alone.
+// magnitudes of its terms (tested; about 1e-7 measured, up to 4e-6 where F(4x4, 3x3) runs).
+// Results are bit-identical for any thread count: outputs and input gradients are split over
+// the batch (or, for a batch smaller than the thread count, inside each product), parameter
+// gradients never over the batch, and the algorithm is chosen from the shape alone.
 //
 // Algorithms, by shape (src/kernels/conv2d_*.cpp; AVX-512 ones only where the CPU has it):
 //   one input channel, 3x3, stride 1: direct vector kernels for the output and the parameter
