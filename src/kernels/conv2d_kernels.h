@@ -60,12 +60,12 @@ void conv2d_s1_input_grad(float* d_in, const float* d_out, const float* weight,
 void conv2d_s1_weight_grad(float* d_weight, const float* d_out, const float* in,
                            const Conv2dDims& d);
 
-// Winograd F(2x2, 3x3) (conv2d_winograd.cpp) for 3x3 kernels with stride 1, at least 8 input
-// and output channels, rows of at least 6 output tiles (OW >= 11), enough tiles in all
-// (N * ceil(OH/2) * ceil(OW/2) >= 256) and AVX-512; the input gradient counts the tiles of
-// its output (H, W) and needs padding <= 2; the weight gradient has the forward's condition.
-// Contracts as conv2d_forward / the input and weight parts of conv2d_backward (d_weight is
-// added into); the choice depends on the shape only, never on the thread count.
+// Winograd F(2x2, 3x3) or F(4x4, 3x3) (conv2d_winograd.cpp) for 3x3 kernels with stride 1, at least
+// 8 input and output channels, rows of at least 6 output tiles (OW >= 11), enough tiles in all (N *
+// ceil(OH/2) * ceil(OW/2) >= 256) and AVX-512; the input gradient counts the tiles of its output
+// (H, W) and needs padding <= 2; the weight gradient has the forward's condition. Contracts as
+// conv2d_forward / the input and weight parts of conv2d_backward (d_weight is added into); the
+// choice depends on the shape only, never on the thread count.
 bool conv2d_winograd_ok(const Conv2dDims& d);
 bool conv2d_winograd_input_grad_ok(const Conv2dDims& d);
 // With e, its epilogue is applied to every output (and out is pooled with e->pool).

@@ -10,13 +10,12 @@
 //   M_xi (OC, T) = U_xi (OC, C) * V_xi (C, T)        T = tiles of a chunk of samples (gemm)
 // Each output tile is then bias + A^T M A (2x2). Tiles that stick out of the output are
 // computed on zeros and not stored. F(4x4, 3x3) is the same with 4x4 tiles, 6x6 patches and
-// 36 positions (its matrices are below); the forward and the input gradient use it on outputs
-// of 16 columns or more (run_shape).
+// 36 positions (its matrices are below), used on outputs of 16 columns or more (tile_size).
 //
-// The weight gradient runs the forward backwards (F(2x2, 3x3)): with each output-gradient tile
-// dY (2x2) transformed to A dY A^T (4x4), zeros past the output,
+// The weight gradient runs the forward backwards: with each output-gradient tile dY (2x2)
+// transformed to A dY A^T (4x4), zeros past the output,
 //   dU_xi (OC, C) = sum over tiles of (A dY A^T)_xi (OC, T) * V_xi (C, T)^T        (gemm)
-// and each filter's gradient is G^T dU G (3x3).
+// and each filter's gradient is G^T dU G (3x3); likewise with F(4x4, 3x3).
 //
 // Work is split into chunks of samples fixed by the shape (enough tiles for the products to
 // run near peak, few enough that V and M stay in L2); chunks go over threads, or for fewer
@@ -559,6 +558,91 @@ void filter_transform4(float* u, const float* weight, int64_t outs, int64_t plan
     }
 }
 
+// G (36, outs, t_chunk) columns [t0, t0 + tiles) = A dY A^T for each 4x4 tile dY of one
+// sample's output gradient dy (outs, oh, ow), reading zeros past the output (Group4 lanes).
+// A z = (z0, z0 + z1 + z2 + z3, z0 - z1 + z2 - z3, z0 + 2 z1 + 4 z2 + 8 z3,
+// z0 - 2 z1 + 4 z2 - 8 z3, z3) down the rows, then likewise along each row.
+__attribute__((target("avx512f"))) inline void a6t(__m512 o[6], const __m512 z[4]) {
+  const __m512 s02 = _mm512_add_ps(z[0], z[2]), s13 = _mm512_add_ps(z[1], z[3]);
+  const __m512 f02 = _mm512_fmadd_ps(_mm512_set1_ps(4.0f), z[2], z[0]);
+  const __m512 f13 = _mm512_fmadd_ps(_mm512_set1_ps(8.0f), z[3], _mm512_add_ps(z[1], z[1]));
+  o[0] = z[0];
+  o[1] = _mm512_add_ps(s02, s13);
+  o[2] = _mm512_sub_ps(s02, s13);
+  o[3] = _mm512_add_ps(f02, f13);
+  o[4] = _mm512_sub_ps(f02, f13);
+  o[5] = z[3];
+}
+
+__attribute__((target("avx512f"))) void grad_transform4(float* gt, int64_t t0, const float* dy,
+                                                        const Shape3& s) {
+  const int64_t plane_g = s.outs * s.t_chunk;
+  const __m512 zero = _mm512_setzero_ps();
+  for (int64_t o = 0; o < s.outs; ++o)
+    for (int64_t gi = 0; gi < groups4(s); ++gi) {
+      const Group4 g = group4(s, gi);
+      const bool has_hi = (g.valid >> 8) != 0;
+      __m512 r[4][4];  // the tiles' rows i, columns k
+      for (int i = 0; i < 4; ++i) {
+        __m512 a[4] = {zero, zero, zero, zero}, b[4] = {zero, zero, zero, zero};
+        const int64_t row = 4 * g.y + i, avail = s.ow - 4 * g.x;
+        if (row < s.oh) every4(a, 4, dy + (o * s.oh + row) * s.ow + 4 * g.x, avail);
+        if (has_hi) {
+          const int64_t hi_row = g.pairs ? row + 4 : row, hi_x = g.pairs ? 4 * g.x : 4 * g.x + 32;
+          if (hi_row < s.oh) every4(b, 4, dy + (o * s.oh + hi_row) * s.ow + hi_x, s.ow - hi_x);
+        }
+        for (int k = 0; k < 4; ++k)
+          r[i][k] = has_hi ? _mm512_maskz_shuffle_f32x4(0xFFFF, a[k], b[k], _MM_SHUFFLE(1, 0, 1, 0))
+                           : a[k];
+      }
+      __m512 t[6][4];  // A dY, column by column
+      for (int k = 0; k < 4; ++k) {
+        const __m512 col[4] = {r[0][k], r[1][k], r[2][k], r[3][k]};
+        __m512 out[6];
+        a6t(out, col);
+        for (int i = 0; i < 6; ++i) t[i][k] = out[i];
+      }
+      float* dst = gt + o * s.t_chunk + t0 + g.y * s.tx + g.x;
+      const __mmask16 store = lanes_mask(g.count);
+      for (int i = 0; i < 6; ++i) {  // (A dY) A^T, row by row
+        __m512 out[6];
+        a6t(out, t[i]);
+        for (int j = 0; j < 6; ++j)
+          _mm512_mask_storeu_ps(dst + (i * 6 + j) * plane_g, store,
+                                _mm512_maskz_compress_ps(g.valid, out[j]));
+      }
+    }
+}
+
+// d_weight (outs, planes, 3, 3) += G^T du G for each filter's du (36, outs, planes), in
+// double, rounded once.
+void filter_grad_transform4(float* d_weight, const float* du, int64_t outs, int64_t planes) {
+  auto gt3 = [](double o[3], const double z[6]) {  // G^T z
+    constexpr double k6 = 1.0 / 6, k12 = 1.0 / 12, k24 = 1.0 / 24;
+    o[0] = z[0] * 0.25 - (z[1] + z[2]) * k6 + (z[3] + z[4]) * k24;
+    o[1] = (z[2] - z[1]) * k6 + (z[3] - z[4]) * k12;
+    o[2] = (z[3] + z[4] - z[1] - z[2]) * k6 + z[5];
+  };
+  const int64_t stride = outs * planes;
+  for (int64_t o = 0; o < outs; ++o)
+    for (int64_t c = 0; c < planes; ++c) {
+      const float* u = du + o * planes + c;
+      double t[3][6];  // G^T du
+      for (int j = 0; j < 6; ++j) {
+        double col[6], r[3];
+        for (int i = 0; i < 6; ++i) col[i] = u[(i * 6 + j) * stride];
+        gt3(r, col);
+        for (int i = 0; i < 3; ++i) t[i][j] = r[i];
+      }
+      float* g = d_weight + (o * planes + c) * 9;
+      for (int i = 0; i < 3; ++i) {  // (G^T du) G
+        double r[3];
+        gt3(r, t[i]);
+        for (int j = 0; j < 3; ++j) g[i * 3 + j] += static_cast<float>(r[j]);
+      }
+    }
+}
+
 // One chunk of samples [s0, s0 + count): transforms and the products, one per position.
 void run_chunk(float* out, const float* in, const float* u, const float* bias,
                const Conv2dEpilogue* e, int64_t s0, int64_t count, bool parallel_products,
@@ -613,16 +697,22 @@ void run(float* out, const float* in, const float* weight, const float* bias,
 void weight_grad_chunks(float* du, const float* d_out, const float* in, int64_t q0, int64_t q1,
                         bool parallel_products, const Shape3& s) {
   float* xp = scratch(kPlanes, s.planes * s.hp * s.wp);
-  float* v = scratch(kV, 16 * s.planes * s.t_chunk);  // (16, planes, t_chunk)
-  float* gt = scratch(kM, 16 * s.outs * s.t_chunk);   // (16, outs, t_chunk)
+  float* v = scratch(kV, s.positions * s.planes * s.t_chunk);  // (positions, planes, t_chunk)
+  float* gt = scratch(kM, s.positions * s.outs * s.t_chunk);   // (positions, outs, t_chunk)
   for (int64_t q = q0; q < q1; ++q) {
     const int64_t s0 = q * s.chunk, count = std::min(s.chunk, s.n - s0);
     for (int64_t k = 0; k < count; ++k) {
       pad_sample(xp, in + (s0 + k) * s.planes * s.h * s.w, s);
-      input_transform(v, k * s.tiles, xp, s);
-      grad_transform(gt, k * s.tiles, d_out + (s0 + k) * s.outs * s.oh * s.ow, s);
+      const float* dy = d_out + (s0 + k) * s.outs * s.oh * s.ow;
+      if (s.m == 4) {
+        input_transform4(v, k * s.tiles, xp, s);
+        grad_transform4(gt, k * s.tiles, dy, s);
+      } else {
+        input_transform(v, k * s.tiles, xp, s);
+        grad_transform(gt, k * s.tiles, dy, s);
+      }
     }
-    for (int xi = 0; xi < 16; ++xi) {
+    for (int xi = 0; xi < s.positions; ++xi) {
       const GemmArgs g{.trans_b = true,
                        .m = s.outs,
                        .n = s.planes,
@@ -649,13 +739,16 @@ bool winograd_pays(const Conv2dDims& d, int64_t out_h, int64_t out_w) {
          tiles_x >= 6 && d.n * tiles >= 256;
 }
 
-// The forward and input-gradient passes on outputs of width w + 2 pad - 2: F(4x4, 3x3) from 16
-// columns (4 tiles of 4) on, else F(2x2, 3x3); chunks of at least 96 or 192 tiles. Measured
-// faster from there (1.2-1.7x on 16 to 56 columns, 32 to 64 channels, one thread); at 14
-// columns its partial tiles make the input gradient slower.
+// F(4x4, 3x3) for outputs of 16 columns (4 tiles of 4) or more, else F(2x2, 3x3). Measured
+// faster from there in all three passes (forward 1.2-1.7x, backward 1.2-1.3x on 16 to 56
+// columns, 32 to 64 channels, one thread); at 14 columns its partial tiles make the input
+// gradient slower.
+int64_t tile_size(int64_t out_w) { return out_w >= 16 ? 4 : 2; }
+
+// The forward's chunks: at least 96 tiles of 4x4 (two 28x28 samples) or 192 of 2x2.
 Shape3 run_shape(int64_t n, int64_t planes, int64_t h, int64_t w, int64_t pad, int64_t outs) {
-  const bool big = w + 2 * pad - 2 >= 16;
-  return Shape3(n, planes, h, w, pad, outs, big ? 4 : 2, big ? 96 : 192);
+  const int64_t m = tile_size(w + 2 * pad - 2);
+  return Shape3(n, planes, h, w, pad, outs, m, m == 4 ? 96 : 192);
 }
 
 }  // namespace
@@ -686,10 +779,11 @@ void conv2d_winograd_input_grad(float* d_in, const float* d_out, const float* we
 void conv2d_winograd_weight_grad(float* d_weight, const float* d_out, const float* in,
                                  const Conv2dDims& d) {
   // Longer chunks than the forward's: here the tiles are the products' sum (K).
-  const Shape3 s(d.n, d.c, d.h, d.w, d.padding, d.oc, 2, 384);
+  const int64_t m = tile_size(d.ow);
+  const Shape3 s(d.n, d.c, d.h, d.w, d.padding, d.oc, m, m == 4 ? 96 : 384);
   const int64_t chunks = (s.n + s.chunk - 1) / s.chunk, groups = std::min<int64_t>(chunks, 8);
-  const int64_t du_size = 16 * s.outs * s.planes;
-  float* sums = scratch(kGroupSums, groups * du_size);  // (groups, 16, outs, planes)
+  const int64_t du_size = s.positions * s.outs * s.planes;
+  float* sums = scratch(kGroupSums, groups * du_size);  // (groups, positions, outs, planes)
   auto group = [&](int64_t i, bool parallel_products) {
     weight_grad_chunks(sums + i * du_size, d_out, in, i * chunks / groups,
                        (i + 1) * chunks / groups, parallel_products, s);
@@ -703,7 +797,8 @@ void conv2d_winograd_weight_grad(float* d_weight, const float* d_out, const floa
   }
   for (int64_t i = 1; i < groups; ++i)
     for (int64_t e = 0; e < du_size; ++e) sums[e] += sums[i * du_size + e];
-  filter_grad_transform(d_weight, sums, s.outs, s.planes);
+  s.m == 4 ? filter_grad_transform4(d_weight, sums, s.outs, s.planes)
+           : filter_grad_transform(d_weight, sums, s.outs, s.planes);
 }
 
 }  // namespace scratchnet

@@ -68,9 +68,9 @@ void conv2d_backward_reference(T* d_in, T* d_weight, T* d_bias, const T* d_out, 
 //   one input channel, 3x3, stride 1: direct vector kernels for the output and the parameter
 //     gradients (the unfolded matrix would have only 9 rows);
 //   3x3, stride 1, >= 8 channels in and out, output rows of >= 6 2x2 tiles and >= 256 tiles:
-//     Winograd for the output, the input gradient and the weight gradient: F(2x2, 3x3)
-//     (2.25x fewer multiplies), or F(4x4, 3x3) (4x fewer) for the output and the input
-//     gradient where they are 16 columns wide or more;
+//     Winograd for the output, the input gradient and the weight gradient: F(4x4, 3x3) (4x
+//     fewer multiplies) where the output (for the input gradient, the input) is 16 columns
+//     wide or more, else F(2x2, 3x3) (2.25x fewer);
 //   other stride 1: products that read the unfolded matrix in place from a padded copy
 //     ("implicit GEMM"); the input gradient likewise as a convolution of d_out with the
 //     flipped kernel when C >= 8 and padding <= K - 1;
