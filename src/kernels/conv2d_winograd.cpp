@@ -525,37 +525,46 @@ __attribute__((target("avx512f"))) void output_transform4(float* out, const floa
   }
 }
 
+// z[0..5] = G (a, b, c) over the planes: column (a, b, c) of a 3x3 filter, one per plane.
+void g6(double* const z[6], const double* a, const double* b, const double* c, int64_t planes) {
+  constexpr double k6 = 1.0 / 6, k12 = 1.0 / 12, k24 = 1.0 / 24;
+  for (int64_t p = 0; p < planes; ++p) {
+    const double even = a[p] * k24 + c[p] * k6, odd = b[p] * k12;
+    z[0][p] = a[p] * 0.25;
+    z[1][p] = -(a[p] + b[p] + c[p]) * k6;
+    z[2][p] = -(a[p] - b[p] + c[p]) * k6;
+    z[3][p] = even + odd;
+    z[4][p] = even - odd;
+    z[5][p] = c[p];
+  }
+}
+
 // u (36, outs, planes) = G g G^T for every 3x3 filter g of weight (outs, planes, 3, 3), in
-// double, rounded once.
+// double, rounded once; each output channel's filters at once, as vectors over the planes.
 void filter_transform4(float* u, const float* weight, int64_t outs, int64_t planes) {
-  auto g6 = [](double o[6], const double z[3]) {  // G z
-    constexpr double k6 = 1.0 / 6, k12 = 1.0 / 12, k24 = 1.0 / 24;
-    const double even = z[0] * k24 + z[2] * k6, odd = z[1] * k12;
-    o[0] = z[0] * 0.25;
-    o[1] = -(z[0] + z[1] + z[2]) * k6;
-    o[2] = -(z[0] - z[1] + z[2]) * k6;
-    o[3] = even + odd;
-    o[4] = even - odd;
-    o[5] = z[2];
-  };
-  const int64_t stride = outs * planes;
-  for (int64_t o = 0; o < outs; ++o)
-    for (int64_t c = 0; c < planes; ++c) {
-      const float* g = weight + (o * planes + c) * 9;
-      double t[6][3];  // G g
-      for (int j = 0; j < 3; ++j) {
-        const double col[3] = {g[j], g[3 + j], g[6 + j]};
-        double r[6];
-        g6(r, col);
-        for (int i = 0; i < 6; ++i) t[i][j] = r[i];
-      }
-      for (int i = 0; i < 6; ++i) {  // (G g) G^T
-        double r[6];
-        g6(r, t[i]);
-        for (int j = 0; j < 6; ++j)
-          u[(i * 6 + j) * stride + o * planes + c] = static_cast<float>(r[j]);
-      }
+  thread_local std::vector<double> buffer;
+  buffer.resize(static_cast<size_t>((9 + 18 + 36) * planes));
+  double* g = buffer.data();    // (9, planes): the filters' values, one row per tap
+  double* t = g + 9 * planes;   // (6, 3, planes) = G g
+  double* r = t + 18 * planes;  // (6, 6, planes) = G g G^T
+  auto row = [planes](double* base, int64_t k) { return base + k * planes; };
+  for (int64_t o = 0; o < outs; ++o) {
+    for (int64_t c = 0; c < planes; ++c)
+      for (int q = 0; q < 9; ++q) g[q * planes + c] = weight[(o * planes + c) * 9 + q];
+    for (int j = 0; j < 3; ++j) {  // G g, column j
+      double* const z[6] = {row(t, j),     row(t, 3 + j),  row(t, 6 + j),
+                            row(t, 9 + j), row(t, 12 + j), row(t, 15 + j)};
+      g6(z, row(g, j), row(g, 3 + j), row(g, 6 + j), planes);
     }
+    for (int i = 0; i < 6; ++i) {  // (G g) G^T, row i
+      double* const z[6] = {row(r, 6 * i),     row(r, 6 * i + 1), row(r, 6 * i + 2),
+                            row(r, 6 * i + 3), row(r, 6 * i + 4), row(r, 6 * i + 5)};
+      g6(z, row(t, 3 * i), row(t, 3 * i + 1), row(t, 3 * i + 2), planes);
+    }
+    for (int xi = 0; xi < 36; ++xi)
+      for (int64_t c = 0; c < planes; ++c)
+        u[(xi * outs + o) * planes + c] = static_cast<float>(r[xi * planes + c]);
+  }
 }
 
 // G (36, outs, t_chunk) columns [t0, t0 + tiles) = A dY A^T for each 4x4 tile dY of one
