@@ -1,0 +1,328 @@
+// Winograd F(4x4, 3x3)'s transforms: 4x4 output tiles from 6x6 patches, 36 products, 4 times
+// fewer multiplications than the direct sum (conv2d_winograd.cpp runs the passes). Points 0,
+// 1, -1, 2, -2 (Lavin and Gray):
+//   B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0;
+//          0 4 0 -5 0 1],
+//   G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1],
+//   A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1].
+// The transforms hold 16 tiles per vector: 8 tiles of a tile row in lanes 0-7, and in lanes
+// 8-15 the next 8 of the row or, for rows of at most 8 tiles, the same tiles of the next tile
+// row (rows of 7 tiles, 28 outputs, fill 14 lanes). Their V and M columns are contiguous.
+#if defined(__x86_64__) || defined(_M_X64)
+
+#include <vector>
+
+#include "conv2d_winograd.h"
+
+namespace scratchnet::winograd {
+
+namespace {
+
+// Where a vector's tiles are: lanes 0-7 from tile (y, x), lanes 8-15 from tile (y + 1, x)
+// (`pairs`: rows of at most 8 tiles) or (y, x + 8).
+struct Group4 {
+  int64_t y, x;
+  bool pairs;
+  __mmask16 valid;  // lanes holding tiles
+  int count;        // how many: the columns from y * tx + x on
+};
+
+// The vectors' tiles in order, groups4(s) of them: row pairs, or 16 tiles of a row at a time.
+int64_t groups4(const Shape3& s) { return s.tx <= 8 ? (s.ty + 1) / 2 : s.ty * ((s.tx + 15) / 16); }
+
+Group4 group4(const Shape3& s, int64_t i) {
+  const bool pairs = s.tx <= 8;
+  const int64_t per_row = (s.tx + 15) / 16;
+  const int64_t y = pairs ? 2 * i : i / per_row, x = pairs ? 0 : 16 * (i % per_row);
+  const int64_t lower = std::min<int64_t>(8, s.tx - x);
+  const int64_t upper =
+      pairs ? (y + 1 < s.ty ? lower : 0) : std::clamp<int64_t>(s.tx - x - 8, 0, 8);
+  const auto valid = static_cast<__mmask16>(lanes_mask(lower) | (lanes_mask(upper) << 8));
+  return Group4{y, x, pairs, valid, static_cast<int>(lower + upper)};
+}
+
+// B^T z for the 6 vectors z (a column or a row of patches).
+__attribute__((target("avx512f"))) inline void b6(__m512 o[6], const __m512 z[6]) {
+  const __m512 four = _mm512_set1_ps(4.0f), five = _mm512_set1_ps(5.0f);
+  const __m512 two = _mm512_set1_ps(2.0f);
+  const __m512 s12 = _mm512_add_ps(z[1], z[2]), d12 = _mm512_sub_ps(z[1], z[2]);
+  const __m512 s34 = _mm512_add_ps(z[3], z[4]), d43 = _mm512_sub_ps(z[4], z[3]);
+  const __m512 d42 = _mm512_sub_ps(z[4], z[2]), d31 = _mm512_sub_ps(z[3], z[1]);
+  o[0] = _mm512_fmadd_ps(four, z[0], _mm512_fnmadd_ps(five, z[2], z[4]));
+  o[1] = _mm512_fnmadd_ps(four, s12, s34);
+  o[2] = _mm512_fmadd_ps(four, d12, d43);
+  o[3] = _mm512_fmadd_ps(two, d31, d42);
+  o[4] = _mm512_fnmadd_ps(two, d31, d42);
+  o[5] = _mm512_fmadd_ps(four, z[1], _mm512_fnmadd_ps(five, z[3], z[5]));
+}
+
+// A^T m for the 6 vectors m.
+__attribute__((target("avx512f"))) inline void a6(__m512 y[4], const __m512 m[6]) {
+  const __m512 s12 = _mm512_add_ps(m[1], m[2]), d12 = _mm512_sub_ps(m[1], m[2]);
+  const __m512 s34 = _mm512_add_ps(m[3], m[4]), d34 = _mm512_sub_ps(m[3], m[4]);
+  y[0] = _mm512_add_ps(_mm512_add_ps(m[0], s12), s34);
+  y[1] = _mm512_fmadd_ps(_mm512_set1_ps(2.0f), d34, d12);
+  y[2] = _mm512_fmadd_ps(_mm512_set1_ps(4.0f), s34, s12);
+  y[3] = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(8.0f), d34, d12), m[5]);
+}
+
+// out[j] for j < count (at most 4): columns j .. j + 28 step 4 of the 32 floats at `row`
+// (those past `avail` read as 0) in lanes 0-7.
+__attribute__((target("avx512f"))) inline void every4(__m512* out, int count, const float* row,
+                                                      int64_t avail) {
+  const __m512i idx = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28);
+  const __m512 q0 = _mm512_maskz_loadu_ps(lanes_mask(std::max<int64_t>(0, avail)), row);
+  const __m512 q1 = _mm512_maskz_loadu_ps(lanes_mask(std::max<int64_t>(0, avail - 16)), row + 16);
+  for (int j = 0; j < count; ++j)
+    out[j] = _mm512_permutex2var_ps(q0, _mm512_add_epi32(idx, _mm512_set1_epi32(j)), q1);
+}
+
+// z[0..5] = G (a, b, c) over the planes: column (a, b, c) of a 3x3 filter, one per plane.
+void g6(double* const z[6], const double* a, const double* b, const double* c, int64_t planes) {
+  constexpr double k6 = 1.0 / 6, k12 = 1.0 / 12, k24 = 1.0 / 24;
+  for (int64_t p = 0; p < planes; ++p) {
+    const double even = a[p] * k24 + c[p] * k6, odd = b[p] * k12;
+    z[0][p] = a[p] * 0.25;
+    z[1][p] = -(a[p] + b[p] + c[p]) * k6;
+    z[2][p] = -(a[p] - b[p] + c[p]) * k6;
+    z[3][p] = even + odd;
+    z[4][p] = even - odd;
+    z[5][p] = c[p];
+  }
+}
+
+// A z for the 4 vectors z: (z0, z0 + z1 + z2 + z3, z0 - z1 + z2 - z3, z0 + 2 z1 + 4 z2 + 8 z3,
+// z0 - 2 z1 + 4 z2 - 8 z3, z3).
+__attribute__((target("avx512f"))) inline void a6t(__m512 o[6], const __m512 z[4]) {
+  const __m512 s02 = _mm512_add_ps(z[0], z[2]), s13 = _mm512_add_ps(z[1], z[3]);
+  const __m512 f02 = _mm512_fmadd_ps(_mm512_set1_ps(4.0f), z[2], z[0]);
+  const __m512 f13 = _mm512_fmadd_ps(_mm512_set1_ps(8.0f), z[3], _mm512_add_ps(z[1], z[1]));
+  o[0] = z[0];
+  o[1] = _mm512_add_ps(s02, s13);
+  o[2] = _mm512_sub_ps(s02, s13);
+  o[3] = _mm512_add_ps(f02, f13);
+  o[4] = _mm512_sub_ps(f02, f13);
+  o[5] = z[3];
+}
+
+}  // namespace
+
+// V (36, planes, t_chunk) columns [t0, t0 + tiles) for one padded sample xp (Group4 lanes).
+__attribute__((target("avx512f"))) void input_transform4(float* v, int64_t t0, const float* xp,
+                                                         const Shape3& s) {
+  const int64_t plane_v = s.planes * s.t_chunk;
+  for (int64_t c = 0; c < s.planes; ++c)
+    for (int64_t gi = 0; gi < groups4(s); ++gi) {
+      const Group4 g = group4(s, gi);
+      const float* lo = xp + (c * s.hp + 4 * g.y) * s.wp + 4 * g.x;
+      const float* hi = g.pairs ? lo + 4 * s.wp : lo + 32;
+      const int64_t avail_lo = s.wp - 4 * g.x, avail_hi = g.pairs ? avail_lo : avail_lo - 32;
+      const bool has_hi = (g.valid >> 8) != 0;
+      __m512 d[6][6];
+      for (int i = 0; i < 6; ++i) {
+        __m512 a[6], b[6];  // patch columns 0-5 of the tiles in lanes 0-7 of a, of b
+        every4(a, 4, lo + i * s.wp, avail_lo);
+        every4(a + 4, 2, lo + i * s.wp + 4, avail_lo - 4);
+        if (has_hi) {
+          every4(b, 4, hi + i * s.wp, avail_hi);
+          every4(b + 4, 2, hi + i * s.wp + 4, avail_hi - 4);
+        }
+        // Lanes 0-7 of a, then of b (maskz: GCC 12 warns on the plain form).
+        for (int j = 0; j < 6; ++j)
+          d[i][j] = has_hi ? _mm512_maskz_shuffle_f32x4(0xFFFF, a[j], b[j], _MM_SHUFFLE(1, 0, 1, 0))
+                           : a[j];
+      }
+      __m512 t[6][6];  // B^T d, column by column
+      for (int j = 0; j < 6; ++j) {
+        const __m512 col[6] = {d[0][j], d[1][j], d[2][j], d[3][j], d[4][j], d[5][j]};
+        __m512 o[6];
+        b6(o, col);
+        for (int i = 0; i < 6; ++i) t[i][j] = o[i];
+      }
+      float* dst = v + c * s.t_chunk + t0 + g.y * s.tx + g.x;
+      const __mmask16 store = lanes_mask(g.count);
+      for (int i = 0; i < 6; ++i) {  // (B^T d) B, row by row
+        __m512 o[6];
+        b6(o, t[i]);
+        for (int j = 0; j < 6; ++j)
+          _mm512_mask_storeu_ps(dst + (i * 6 + j) * plane_v, store,
+                                _mm512_maskz_compress_ps(g.valid, o[j]));
+      }
+    }
+}
+
+// out[sample] (outs, oh, ow) = bias + A^T M A from M (36, outs, t_chunk) columns
+// [t0, t0 + tiles), with e as output_transform; with e->pool each 4x4 tile becomes 2x2 values
+// of out[sample] (outs, oh / 2, ow / 2).
+__attribute__((target("avx512f"))) void output_transform4(float* out, const float* mm, int64_t t0,
+                                                          const float* bias,
+                                                          const Conv2dEpilogue* e,
+                                                          const Shape3& s) {
+  // Pairs (a0 b0 a1 b1 ..) of two vectors' lanes 0-7 or 8-15, and pairs of such pairs.
+  const __m512i pair_idx[2] = {
+      _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23),
+      _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31)};
+  const __m512i quad_lo = _mm512_setr_epi32(0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23);
+  const __m512i quad_hi =
+      _mm512_setr_epi32(8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31);
+  const int64_t plane_m = s.outs * s.t_chunk;
+  const bool pool = e && e->pool, bn = e && e->center;
+  const int64_t ph = s.oh / 2, pw = s.ow / 2;  // pooled plane
+  for (int64_t o = 0; o < s.outs; ++o) {
+    const __m512 b = _mm512_set1_ps(bias ? bias[o] : 0.0f);
+    const __m512 center = _mm512_set1_ps(bn ? e->center[o] : 0.0f);
+    const __m512 scale = _mm512_set1_ps(bn ? e->scale[o] : 0.0f);
+    const __m512 shift = _mm512_set1_ps(bn ? e->shift[o] : 0.0f);
+    for (int64_t gi = 0; gi < groups4(s); ++gi) {
+      const Group4 g = group4(s, gi);
+      const float* src = mm + o * s.t_chunk + t0 + g.y * s.tx + g.x;
+      const __mmask16 load = lanes_mask(g.count);
+      __m512 r[4][6];  // A^T M, column by column
+      for (int j = 0; j < 6; ++j) {
+        __m512 col[6], yv[4];
+        for (int i = 0; i < 6; ++i)
+          col[i] = _mm512_maskz_expand_ps(g.valid,
+                                          _mm512_maskz_loadu_ps(load, src + (i * 6 + j) * plane_m));
+        a6(yv, col);
+        for (int i = 0; i < 4; ++i) r[i][j] = yv[i];
+      }
+      __m512 yk[4][4];  // (A^T M A) row i: output column 4 l + k in lane l of yk[i][k]
+      for (int i = 0; i < 4; ++i) {
+        a6(yk[i], r[i]);
+        for (int k = 0; k < 4; ++k) {
+          yk[i][k] = _mm512_add_ps(yk[i][k], b);
+          if (e) yk[i][k] = bn_relu(yk[i][k], bn, center, scale, shift);
+        }
+      }
+      for (int h = 0; h < 2; ++h) {  // lanes 0-7, then 8-15
+        const int64_t y = g.pairs ? g.y + h : g.y, x = g.pairs ? g.x : g.x + 8 * h;
+        if (h == 1 && (g.valid >> 8) == 0) break;
+        if (pool) {  // tile (y, x + l): pooled rows 2y, 2y + 1, columns 2(x + l), +1
+          for (int pi = 0; pi < 2 && 2 * y + pi < ph; ++pi) {
+            const __m512 p0 =
+                max4(yk[2 * pi][0], yk[2 * pi][1], yk[2 * pi + 1][0], yk[2 * pi + 1][1]);
+            const __m512 p1 =
+                max4(yk[2 * pi][2], yk[2 * pi][3], yk[2 * pi + 1][2], yk[2 * pi + 1][3]);
+            _mm512_mask_storeu_ps(out + (o * ph + 2 * y + pi) * pw + 2 * x,
+                                  lanes_mask(std::max<int64_t>(0, pw - 2 * x)),
+                                  _mm512_permutex2var_ps(p0, pair_idx[h], p1));
+          }
+          continue;
+        }
+        const int64_t cols = s.ow - 4 * x;  // output columns from 4x on
+        for (int i = 0; i < 4 && 4 * y + i < s.oh; ++i) {
+          float* dst = out + (o * s.oh + 4 * y + i) * s.ow + 4 * x;
+          const __m512 p01 = _mm512_permutex2var_ps(yk[i][0], pair_idx[h], yk[i][1]);
+          const __m512 p23 = _mm512_permutex2var_ps(yk[i][2], pair_idx[h], yk[i][3]);
+          _mm512_mask_storeu_ps(dst, lanes_mask(cols), _mm512_permutex2var_ps(p01, quad_lo, p23));
+          _mm512_mask_storeu_ps(dst + 16, lanes_mask(std::max<int64_t>(0, cols - 16)),
+                                _mm512_permutex2var_ps(p01, quad_hi, p23));
+        }
+      }
+    }
+  }
+}
+
+// u (36, outs, planes) = G g G^T for every 3x3 filter g of weight (outs, planes, 3, 3), in
+// double, rounded once; each output channel's filters at once, as vectors over the planes.
+void filter_transform4(float* u, const float* weight, int64_t outs, int64_t planes) {
+  thread_local std::vector<double> buffer;
+  buffer.resize(static_cast<size_t>((9 + 18 + 36) * planes));
+  double* g = buffer.data();    // (9, planes): the filters' values, one row per tap
+  double* t = g + 9 * planes;   // (6, 3, planes) = G g
+  double* r = t + 18 * planes;  // (6, 6, planes) = G g G^T
+  auto row = [planes](double* base, int64_t k) { return base + k * planes; };
+  for (int64_t o = 0; o < outs; ++o) {
+    for (int64_t c = 0; c < planes; ++c)
+      for (int q = 0; q < 9; ++q) g[q * planes + c] = weight[(o * planes + c) * 9 + q];
+    for (int j = 0; j < 3; ++j) {  // G g, column j
+      double* const z[6] = {row(t, j),     row(t, 3 + j),  row(t, 6 + j),
+                            row(t, 9 + j), row(t, 12 + j), row(t, 15 + j)};
+      g6(z, row(g, j), row(g, 3 + j), row(g, 6 + j), planes);
+    }
+    for (int i = 0; i < 6; ++i) {  // (G g) G^T, row i
+      double* const z[6] = {row(r, 6 * i),     row(r, 6 * i + 1), row(r, 6 * i + 2),
+                            row(r, 6 * i + 3), row(r, 6 * i + 4), row(r, 6 * i + 5)};
+      g6(z, row(t, 3 * i), row(t, 3 * i + 1), row(t, 3 * i + 2), planes);
+    }
+    for (int xi = 0; xi < 36; ++xi)
+      for (int64_t c = 0; c < planes; ++c)
+        u[(xi * outs + o) * planes + c] = static_cast<float>(r[xi * planes + c]);
+  }
+}
+
+// G (36, outs, t_chunk) columns [t0, t0 + tiles) = A dY A^T for each 4x4 tile dY of one
+// sample's output gradient dy (outs, oh, ow), reading zeros past the output (Group4 lanes):
+// a6t down the columns of each tile, then along its rows.
+__attribute__((target("avx512f"))) void grad_transform4(float* gt, int64_t t0, const float* dy,
+                                                        const Shape3& s) {
+  const int64_t plane_g = s.outs * s.t_chunk;
+  const __m512 zero = _mm512_setzero_ps();
+  for (int64_t o = 0; o < s.outs; ++o)
+    for (int64_t gi = 0; gi < groups4(s); ++gi) {
+      const Group4 g = group4(s, gi);
+      const bool has_hi = (g.valid >> 8) != 0;
+      __m512 r[4][4];  // the tiles' rows i, columns k
+      for (int i = 0; i < 4; ++i) {
+        __m512 a[4] = {zero, zero, zero, zero}, b[4] = {zero, zero, zero, zero};
+        const int64_t row = 4 * g.y + i, avail = s.ow - 4 * g.x;
+        if (row < s.oh) every4(a, 4, dy + (o * s.oh + row) * s.ow + 4 * g.x, avail);
+        if (has_hi) {
+          const int64_t hi_row = g.pairs ? row + 4 : row, hi_x = g.pairs ? 4 * g.x : 4 * g.x + 32;
+          if (hi_row < s.oh) every4(b, 4, dy + (o * s.oh + hi_row) * s.ow + hi_x, s.ow - hi_x);
+        }
+        for (int k = 0; k < 4; ++k)
+          r[i][k] = has_hi ? _mm512_maskz_shuffle_f32x4(0xFFFF, a[k], b[k], _MM_SHUFFLE(1, 0, 1, 0))
+                           : a[k];
+      }
+      __m512 t[6][4];  // A dY, column by column
+      for (int k = 0; k < 4; ++k) {
+        const __m512 col[4] = {r[0][k], r[1][k], r[2][k], r[3][k]};
+        __m512 out[6];
+        a6t(out, col);
+        for (int i = 0; i < 6; ++i) t[i][k] = out[i];
+      }
+      float* dst = gt + o * s.t_chunk + t0 + g.y * s.tx + g.x;
+      const __mmask16 store = lanes_mask(g.count);
+      for (int i = 0; i < 6; ++i) {  // (A dY) A^T, row by row
+        __m512 out[6];
+        a6t(out, t[i]);
+        for (int j = 0; j < 6; ++j)
+          _mm512_mask_storeu_ps(dst + (i * 6 + j) * plane_g, store,
+                                _mm512_maskz_compress_ps(g.valid, out[j]));
+      }
+    }
+}
+
+// d_weight (outs, planes, 3, 3) += G^T du G for each filter's du (36, outs, planes), in
+// double, rounded once.
+void filter_grad_transform4(float* d_weight, const float* du, int64_t outs, int64_t planes) {
+  auto gt3 = [](double o[3], const double z[6]) {  // G^T z
+    constexpr double k6 = 1.0 / 6, k12 = 1.0 / 12, k24 = 1.0 / 24;
+    o[0] = z[0] * 0.25 - (z[1] + z[2]) * k6 + (z[3] + z[4]) * k24;
+    o[1] = (z[2] - z[1]) * k6 + (z[3] - z[4]) * k12;
+    o[2] = (z[3] + z[4] - z[1] - z[2]) * k6 + z[5];
+  };
+  const int64_t stride = outs * planes;
+  for (int64_t o = 0; o < outs; ++o)
+    for (int64_t c = 0; c < planes; ++c) {
+      const float* u = du + o * planes + c;
+      double t[3][6];  // G^T du
+      for (int j = 0; j < 6; ++j) {
+        double col[6], r[3];
+        for (int i = 0; i < 6; ++i) col[i] = u[(i * 6 + j) * stride];
+        gt3(r, col);
+        for (int i = 0; i < 3; ++i) t[i][j] = r[i];
+      }
+      float* g = d_weight + (o * planes + c) * 9;
+      for (int i = 0; i < 3; ++i) {  // (G^T du) G
+        double r[3];
+        gt3(r, t[i]);
+        for (int j = 0; j < 3; ++j) g[i * 3 + j] += static_cast<float>(r[j]);
+      }
+    }
+}
+
+}  // namespace scratchnet::winograd
+
+#endif
