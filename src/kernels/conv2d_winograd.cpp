@@ -139,17 +139,12 @@ __attribute__((target("avx512f"))) void input_transform(float* v, int64_t t0, co
 __attribute__((target("avx512f"))) void output_transform(float* out, const float* mm, int64_t t0,
                                                          const float* bias, const Conv2dEpilogue* e,
                                                          const Shape3& s) {
-  const __m512i lo_idx = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-  const __m512i hi_idx =
-      _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  const __m512i lo_idx = interleave_index(0), hi_idx = interleave_index(1);
   const int64_t plane_m = s.outs * s.t_chunk;
-  const bool pool = e && e->pool, bn = e && e->center;
+  const bool pool = e && e->pool;
   const int64_t ph = s.oh / 2, pw = s.ow / 2;  // pooled plane
   for (int64_t o = 0; o < s.outs; ++o) {
-    const __m512 b = _mm512_set1_ps(bias ? bias[o] : 0.0f);
-    const __m512 center = _mm512_set1_ps(bn ? e->center[o] : 0.0f);
-    const __m512 scale = _mm512_set1_ps(bn ? e->scale[o] : 0.0f);
-    const __m512 shift = _mm512_set1_ps(bn ? e->shift[o] : 0.0f);
+    const ChannelEpilogue ce = channel_epilogue(bias, e, o);
     for (int64_t y = 0; y < (pool ? ph : s.ty); ++y)
       for (int64_t x = 0; x < s.tx; x += kLanes) {
         const __mmask16 m = lanes_mask(s.tx - x);
@@ -164,10 +159,8 @@ __attribute__((target("avx512f"))) void output_transform(float* out, const float
         }
         __m512 yv[2][2];  // output rows 2y + i, columns 2 (x + lane) + j
         for (int i = 0; i < 2; ++i) {
-          yv[i][0] = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(r[i][0], r[i][1]), r[i][2]), b);
-          yv[i][1] = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(r[i][1], r[i][2]), r[i][3]), b);
-          if (e)
-            for (int j = 0; j < 2; ++j) yv[i][j] = bn_relu(yv[i][j], bn, center, scale, shift);
+          yv[i][0] = finish(_mm512_add_ps(_mm512_add_ps(r[i][0], r[i][1]), r[i][2]), ce);
+          yv[i][1] = finish(_mm512_sub_ps(_mm512_sub_ps(r[i][1], r[i][2]), r[i][3]), ce);
         }
         if (pool) {  // tiles x .. of row y are whole windows up to column pw
           _mm512_mask_storeu_ps(out + (o * ph + y) * pw + x, lanes_mask(pw - x),

@@ -48,18 +48,46 @@ inline __mmask16 lanes_mask(int64_t count) {
                          : static_cast<__mmask16>((1u << count) - 1u);
 }
 
-// With bn, (y - center) * scale + shift; then ReLU; each step rounded as
-// batch_norm_forward_eval and relu_forward do. The _round forms keep the compiler from fusing
-// the multiply and add (maskz ones: GCC 12 warns about the undefined source of the others).
-__attribute__((target("avx512f"))) inline __m512 bn_relu(__m512 y, bool bn, __m512 center,
-                                                         __m512 scale, __m512 shift) {
+// Indices for _mm512_permutex2var_ps(a, idx, b) giving a0 b0 a1 b1 .. a7 b7 (half 0) or
+// a8 b8 .. a15 b15 (half 1).
+__attribute__((target("avx512f"))) inline __m512i interleave_index(int half) {
+  return _mm512_add_epi32(_mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23),
+                          _mm512_set1_epi32(8 * half));
+}
+
+// Output channel o's bias and, with an epilogue, its BatchNorm (if any) in every lane.
+struct ChannelEpilogue {
+  const Conv2dEpilogue* e;  // or null: the bias alone
+  bool bn;                  // e has a BatchNorm
+  __m512 bias, center, scale, shift;
+};
+
+__attribute__((target("avx512f"))) inline ChannelEpilogue channel_epilogue(const float* bias,
+                                                                           const Conv2dEpilogue* e,
+                                                                           int64_t o) {
+  const bool bn = e && e->center;
+  return {e,
+          bn,
+          _mm512_set1_ps(bias ? bias[o] : 0.0f),
+          _mm512_set1_ps(bn ? e->center[o] : 0.0f),
+          _mm512_set1_ps(bn ? e->scale[o] : 0.0f),
+          _mm512_set1_ps(bn ? e->shift[o] : 0.0f)};
+}
+
+// y + bias, then with an epilogue: with BatchNorm (y - center) * scale + shift, then ReLU;
+// each step rounded as batch_norm_forward_eval and relu_forward do. The _round forms keep the
+// compiler from fusing the multiply and add (maskz ones: GCC 12 warns about the undefined
+// source of the others).
+__attribute__((target("avx512f"))) inline __m512 finish(__m512 y, const ChannelEpilogue& c) {
   constexpr int kRound = _MM_FROUND_CUR_DIRECTION;
   constexpr __mmask16 kAll = 0xFFFF;
+  y = _mm512_add_ps(y, c.bias);
+  if (!c.e) return y;
   const __m512 v =
-      bn ? _mm512_maskz_add_round_ps(
-               kAll, _mm512_maskz_mul_round_ps(kAll, _mm512_sub_ps(y, center), scale, kRound),
-               shift, kRound)
-         : y;
+      c.bn ? _mm512_maskz_add_round_ps(
+                 kAll, _mm512_maskz_mul_round_ps(kAll, _mm512_sub_ps(y, c.center), c.scale, kRound),
+                 c.shift, kRound)
+           : y;
   const __m512 zero = _mm512_setzero_ps();
   return _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, zero, _CMP_LT_OQ), zero);  // NaN stays
 }

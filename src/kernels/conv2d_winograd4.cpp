@@ -159,20 +159,15 @@ __attribute__((target("avx512f"))) void output_transform4(float* out, const floa
                                                           const Conv2dEpilogue* e,
                                                           const Shape3& s) {
   // Pairs (a0 b0 a1 b1 ..) of two vectors' lanes 0-7 or 8-15, and pairs of such pairs.
-  const __m512i pair_idx[2] = {
-      _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23),
-      _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31)};
+  const __m512i pair_idx[2] = {interleave_index(0), interleave_index(1)};
   const __m512i quad_lo = _mm512_setr_epi32(0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23);
   const __m512i quad_hi =
       _mm512_setr_epi32(8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31);
   const int64_t plane_m = s.outs * s.t_chunk;
-  const bool pool = e && e->pool, bn = e && e->center;
+  const bool pool = e && e->pool;
   const int64_t ph = s.oh / 2, pw = s.ow / 2;  // pooled plane
   for (int64_t o = 0; o < s.outs; ++o) {
-    const __m512 b = _mm512_set1_ps(bias ? bias[o] : 0.0f);
-    const __m512 center = _mm512_set1_ps(bn ? e->center[o] : 0.0f);
-    const __m512 scale = _mm512_set1_ps(bn ? e->scale[o] : 0.0f);
-    const __m512 shift = _mm512_set1_ps(bn ? e->shift[o] : 0.0f);
+    const ChannelEpilogue ce = channel_epilogue(bias, e, o);
     for (int64_t gi = 0; gi < groups4(s); ++gi) {
       const Group4 g = group4(s, gi);
       const float* src = mm + o * s.t_chunk + t0 + g.y * s.tx + g.x;
@@ -189,10 +184,7 @@ __attribute__((target("avx512f"))) void output_transform4(float* out, const floa
       __m512 yk[4][4];  // (A^T M A) row i: output column 4 l + k in lane l of yk[i][k]
       for (int i = 0; i < 4; ++i) {
         a6(yk[i], r[i]);
-        for (int k = 0; k < 4; ++k) {
-          yk[i][k] = _mm512_add_ps(yk[i][k], b);
-          if (e) yk[i][k] = bn_relu(yk[i][k], bn, center, scale, shift);
-        }
+        for (int k = 0; k < 4; ++k) yk[i][k] = finish(yk[i][k], ce);
       }
       for (int h = 0; h < 2; ++h) {  // lanes 0-7, then 8-15
         const int64_t y = g.pairs ? g.y + h : g.y, x = g.pairs ? g.x : g.x + 8 * h;
