@@ -117,7 +117,7 @@ const Tensor& Sequential::forward(const Tensor& x, Mode mode) {
   fused_.assign(layers_.size(), Fused::kNone);
   for (size_t i = 0; i < layers_.size(); ++i) {
     if (i + 1 < layers_.size()) {
-      fused_[i] = forward_pair(i, acts_[i + 1], *in, mode);
+      fused_[i] = forward_pair(i, layers_.size(), acts_[i + 1], *in, mode);
       if (fused_[i] != Fused::kNone) {
         in = &acts_[++i];
         continue;
@@ -145,14 +145,18 @@ const Tensor& Sequential::eval_forward(const Tensor& x) {
   return split == layers_.size() ? eval_mid_ : eval_layers(eval_mid_, split, layers_.size());
 }
 
-// Layers i and i + 1 as one into out (layer i + 1's output), when one of them is ReLU and
-// the other can take it (forward_relu); kNone, having run nothing, otherwise.
-Sequential::Fused Sequential::forward_pair(size_t i, Tensor& out, const Tensor& in, Mode mode) {
+// Layers i and i + 1 (before `last`) as one into out (layer i + 1's output), when one of
+// them is ReLU and the other can take it (forward_relu); kNone, having run nothing, otherwise.
+// When the ReLU after layer i is followed by a layer that commutes with it (max-pool), it is
+// left to pair with that one: ReLU then runs on the pooled quarter, and training skips a
+// full-size ReLU backward.
+Sequential::Fused Sequential::forward_pair(size_t i, size_t last, Tensor& out, const Tensor& in,
+                                           Mode mode) {
   Layer& layer = *layers_[i];
   Layer& after = *layers_[i + 1];
   if (layer.kind() == "ReLU" && after.commutes_with_relu())
     return after.forward_relu(out, in, mode) ? Fused::kReluFirst : Fused::kNone;
-  if (after.kind() == "ReLU")
+  if (after.kind() == "ReLU" && !(i + 2 < last && layers_[i + 2]->commutes_with_relu()))
     return layer.forward_relu(out, in, mode) ? Fused::kReluAfter : Fused::kNone;
   return Fused::kNone;
 }
@@ -209,7 +213,7 @@ const Tensor& Sequential::eval_layers(const Tensor& x, size_t first, size_t last
     bool fused = false;  // layers i and i + 1 as one
     if (i + 1 < last) {
       out.resize(batched(n, out_shapes_[i + 1]));
-      fused = forward_pair(i, out, *in, Mode::kEval) != Fused::kNone;
+      fused = forward_pair(i, last, out, *in, Mode::kEval) != Fused::kNone;
     }
     if (fused) {
       i += 2;

@@ -293,20 +293,50 @@ Sequential fusable_model() {
   return m;
 }
 
+// Conv2d, BatchNorm2d, ReLU, MaxPool2d(2), Flatten, Linear for inputs (1, 10, 10): the ReLU
+// pairs with the max-pool rather than with the BatchNorm.
+Sequential batch_norm_pool_model() {
+  Sequential m;
+  m.add(Conv2d({.in_channels = 1, .out_channels = 4, .kernel = 3, .padding = 1}))
+      .add(BatchNorm2d({.num_features = 4}))
+      .add(ReLU())
+      .add(MaxPool2d({.kernel = 2}))
+      .add(Flatten())
+      .add(Linear({.in_features = 4 * 5 * 5, .out_features = 7}));
+  m.build({1, 10, 10});
+  m.init(Init::kPyTorch, 14);
+  return m;
+}
+
+// In eval mode too, BatchNorm then (ReLU, max-pool) as max-pool then ReLU gives the layers'
+// values one by one.
+TEST(Sequential, EvalBatchNormReluPoolEqualsTheLayersOneByOne) {
+  Sequential m = batch_norm_pool_model();
+  randomize_running_stats(m, 15);
+  Tensor x = random_tensor({6, 1, 10, 10}, 16);
+  Tensor expected = eval_one_by_one(m, x);
+  EXPECT_EQ(m.forward(x, Mode::kEval).to_vector(), expected.to_vector());
+}
+
 // Training runs ReLU then max-pool as max-pool then ReLU, and BatchNorm then ReLU in one pass:
 // the output, the parameter gradients and the input gradient are those of the layers one by
 // one, bit for bit, also when backward stops between a fused pair.
 TEST(Sequential, TrainingStepEqualsTheLayersOneByOne) {
   Tensor x = random_tensor({6, 1, 10, 10}, 12);
   Tensor d_out = random_tensor({6, 7}, 13);
-  for (size_t down_to : {0, 2, 3, 5}) {  // 2 and 5: between the two layers of a pair
-    Sequential fused = fusable_model(), plain = fusable_model();
-    auto got = step_as_a_model(fused, x, d_out, down_to);
-    auto want = step_one_by_one(plain, x, d_out, down_to);
-    ASSERT_EQ(got.size(), want.size());
-    for (size_t k = 0; k < got.size(); ++k)
-      EXPECT_EQ(got[k], want[k]) << "down_to=" << down_to << " result " << k;
-  }
+  const struct {
+    Sequential (*make)();
+    std::vector<size_t> down_to;  // some between the two layers of a pair
+  } models[] = {{fusable_model, {0, 2, 3, 5}}, {batch_norm_pool_model, {0, 1, 2, 3}}};
+  for (const auto& model : models)
+    for (size_t down_to : model.down_to) {
+      Sequential fused = model.make(), plain = model.make();
+      auto got = step_as_a_model(fused, x, d_out, down_to);
+      auto want = step_one_by_one(plain, x, d_out, down_to);
+      ASSERT_EQ(got.size(), want.size());
+      for (size_t k = 0; k < got.size(); ++k)
+        EXPECT_EQ(got[k], want[k]) << "down_to=" << down_to << " result " << k;
+    }
 }
 
 // Without the input gradient (a training step), the last layer backward reaches gives its

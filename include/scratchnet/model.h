@@ -77,7 +77,7 @@ class Sequential {
   void plan_gradients();     // their gradients, on the first backward
   static Shape batched(int64_t n, const Shape& sample);
   enum class Fused : uint8_t { kNone, kReluFirst, kReluAfter };
-  Fused forward_pair(size_t i, Tensor& out, const Tensor& in, Mode mode);
+  Fused forward_pair(size_t i, size_t last, Tensor& out, const Tensor& in, Mode mode);
   void plan_eval_chunks();  // eval_chunk_ and eval_split_, at build
   const Tensor& eval_forward(const Tensor& x);
   const Tensor& eval_layers(const Tensor& x, size_t first, size_t last);
