@@ -272,6 +272,25 @@ void filter_grad_transform(float* d_weight, const float* du, int64_t outs, int64
     }
 }
 
+// The transforms of F(2x2, 3x3) (m = 2, this file) or F(4x4, 3x3) (m = 4,
+// conv2d_winograd4.cpp).
+struct Transforms {
+  void (*input)(float* v, int64_t t0, const float* xp, const Shape3& s);
+  void (*output)(float* out, const float* mm, int64_t t0, const float* bias,
+                 const Conv2dEpilogue* e, const Shape3& s);
+  void (*grad)(float* gt, int64_t t0, const float* dy, const Shape3& s);
+  void (*filter)(float* u, const float* weight, int64_t outs, int64_t planes);
+  void (*filter_grad)(float* d_weight, const float* du, int64_t outs, int64_t planes);
+};
+
+const Transforms& transforms(const Shape3& s) {
+  static const Transforms f2{input_transform, output_transform, grad_transform, filter_transform,
+                             filter_grad_transform};
+  static const Transforms f4{input_transform4, output_transform4, grad_transform4,
+                             filter_transform4, filter_grad_transform4};
+  return s.m == 4 ? f4 : f2;
+}
+
 // One chunk of samples [s0, s0 + count): transforms and the products, one per position.
 void run_chunk(float* out, const float* in, const float* u, const float* bias,
                const Conv2dEpilogue* e, int64_t s0, int64_t count, bool parallel_products,
@@ -282,7 +301,7 @@ void run_chunk(float* out, const float* in, const float* u, const float* bias,
   const int64_t t_used = count * s.tiles;
   for (int64_t k = 0; k < count; ++k) {
     pad_sample(xp, in + (s0 + k) * s.planes * s.h * s.w, s);
-    s.m == 4 ? input_transform4(v, k * s.tiles, xp, s) : input_transform(v, k * s.tiles, xp, s);
+    transforms(s).input(v, k * s.tiles, xp, s);
   }
   for (int xi = 0; xi < s.positions; ++xi) {
     const GemmArgs g{.m = s.outs,
@@ -298,17 +317,14 @@ void run_chunk(float* out, const float* in, const float* u, const float* bias,
   }
   const int64_t out_size = s.outs * (e && e->pool ? (s.oh / 2) * (s.ow / 2) : s.oh * s.ow);
   for (int64_t k = 0; k < count; ++k) {
-    float* dst = out + (s0 + k) * out_size;
-    s.m == 4 ? output_transform4(dst, mm, k * s.tiles, bias, e, s)
-             : output_transform(dst, mm, k * s.tiles, bias, e, s);
+    transforms(s).output(out + (s0 + k) * out_size, mm, k * s.tiles, bias, e, s);
   }
 }
 
 void run(float* out, const float* in, const float* weight, const float* bias,
          const Conv2dEpilogue* e, const Shape3& s) {
   float* u = scratch(kU, s.positions * s.outs * s.planes);
-  s.m == 4 ? filter_transform4(u, weight, s.outs, s.planes)
-           : filter_transform(u, weight, s.outs, s.planes);
+  transforms(s).filter(u, weight, s.outs, s.planes);
   const int64_t chunks = (s.n + s.chunk - 1) / s.chunk;
   if (chunks >= num_threads()) {
     parallel_for(chunks, [&](int64_t begin, int64_t end) {
@@ -332,14 +348,8 @@ void weight_grad_chunks(float* du, const float* d_out, const float* in, int64_t 
     const int64_t s0 = q * s.chunk, count = std::min(s.chunk, s.n - s0);
     for (int64_t k = 0; k < count; ++k) {
       pad_sample(xp, in + (s0 + k) * s.planes * s.h * s.w, s);
-      const float* dy = d_out + (s0 + k) * s.outs * s.oh * s.ow;
-      if (s.m == 4) {
-        input_transform4(v, k * s.tiles, xp, s);
-        grad_transform4(gt, k * s.tiles, dy, s);
-      } else {
-        input_transform(v, k * s.tiles, xp, s);
-        grad_transform(gt, k * s.tiles, dy, s);
-      }
+      transforms(s).input(v, k * s.tiles, xp, s);
+      transforms(s).grad(gt, k * s.tiles, d_out + (s0 + k) * s.outs * s.oh * s.ow, s);
     }
     for (int xi = 0; xi < s.positions; ++xi) {
       const GemmArgs g{.trans_b = true,
@@ -432,8 +442,7 @@ void conv2d_winograd_weight_grad(float* d_weight, const float* d_out, const floa
   }
   for (int64_t i = 1; i < groups; ++i)
     for (int64_t e = 0; e < du_size; ++e) sums[e] += sums[i * du_size + e];
-  s.m == 4 ? filter_grad_transform4(d_weight, sums, s.outs, s.planes)
-           : filter_grad_transform(d_weight, sums, s.outs, s.planes);
+  transforms(s).filter_grad(d_weight, sums, s.outs, s.planes);
 }
 
 }  // namespace scratchnet
