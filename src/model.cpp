@@ -113,9 +113,15 @@ const Tensor& Sequential::forward(const Tensor& x, Mode mode) {
   }
   plan(x.dim(0));
   input_ = &x;
-  // Pairs with ReLU run as one (forward_pair); backward knows them by fused_.
+  // BatchNorm2d, ReLU, MaxPool2d run as one (forward_norm_pool), pairs with ReLU as one
+  // (forward_pair); backward knows them by fused_.
   fused_.assign(layers_.size(), Fused::kNone);
   for (size_t i = 0; i < layers_.size(); ++i) {
+    if (forward_norm_pool(i, *in)) {
+      fused_[i] = Fused::kNormReluPool;
+      in = &acts_[i += 2];
+      continue;
+    }
     if (i + 1 < layers_.size()) {
       fused_[i] = forward_pair(i, layers_.size(), acts_[i + 1], *in, mode);
       if (fused_[i] != Fused::kNone) {
@@ -159,6 +165,18 @@ Sequential::Fused Sequential::forward_pair(size_t i, size_t last, Tensor& out, c
   if (after.kind() == "ReLU" && !(i + 2 < last && layers_[i + 2]->commutes_with_relu()))
     return layer.forward_relu(out, in, mode) ? Fused::kReluAfter : Fused::kNone;
   return Fused::kNone;
+}
+
+// BatchNorm2d, ReLU and MaxPool2d from layer i as one in training (BatchNorm::forward_relu_pool),
+// into acts_[i + 2]; false, having run nothing, when they are not such a block or the batch
+// norm does not use the batch statistics.
+bool Sequential::forward_norm_pool(size_t i, const Tensor& in) {
+  if (i + 2 >= layers_.size() || layers_[i]->kind() != "BatchNorm2d" ||
+      layers_[i + 1]->kind() != "ReLU")
+    return false;
+  auto* bn = dynamic_cast<BatchNorm*>(layers_[i].get());
+  auto* pool = dynamic_cast<MaxPool2d*>(layers_[i + 2].get());
+  return bn && pool && bn->forward_relu_pool(acts_[i + 2], *pool, in, Mode::kTrain);
 }
 
 // Conv2d, perhaps BatchNorm2d, ReLU and perhaps MaxPool2d(2) from layer i (before `last`) as
@@ -242,6 +260,23 @@ const Tensor& Sequential::backward(const Tensor& d_out, size_t down_to, bool inp
   SN_CHECK(down_to < layers_.size(), "model backward: no layer {} to stop at in a model of {}",
            down_to, layers_.size());
   for (size_t i = layers_.size(); i-- > down_to;) {
+    if (i >= 2 && fused_[i - 2] == Fused::kNormReluPool) {
+      const size_t f = i - 2;
+      auto& bn = dynamic_cast<BatchNorm&>(*layers_[f]);
+      const Tensor& bn_in = f == 0 ? *input_ : acts_[f - 1];
+      if (down_to <= f) {  // through the three at once
+        bn.backward_relu_pool(d_acts_[f], *d, dynamic_cast<const MaxPool2d&>(*layers_[i]), bn_in,
+                              acts_[i]);
+        d = &d_acts_[f];
+        i = f;
+        continue;
+      }
+      // Stopping between them: their outputs, one by one (the pool finds its winners again).
+      bn.unpooled_output(acts_[f], bn_in);
+      layers_[f + 1]->forward(acts_[f + 1], acts_[f], Mode::kTrain);
+      layers_[i]->forward(acts_[i], acts_[f + 1], Mode::kTrain);
+      fused_[f] = Fused::kNone;
+    }
     const Tensor& in = i == 0 ? *input_ : acts_[i - 1];
     const size_t f = i - 1;  // the first layer of a pair ending at i
     if (i >= 1 && fused_[f] == Fused::kReluAfter) {

@@ -268,6 +268,7 @@ std::vector<std::vector<float>> step_one_by_one(Sequential& m, const Tensor& x, 
     d = d_in;
   }
   for (auto& p : m.params()) result.push_back(p.param->grad.to_vector());
+  for (auto& b : m.buffers()) result.push_back(b.tensor->to_vector());
   result.push_back(d.to_vector());
   return result;
 }
@@ -277,6 +278,7 @@ std::vector<std::vector<float>> step_as_a_model(Sequential& m, const Tensor& x, 
   std::vector<std::vector<float>> result{m.forward(x, Mode::kTrain).to_vector()};
   const Tensor& d = m.backward(d_out, down_to, input_grad);
   for (auto& p : m.params()) result.push_back(p.param->grad.to_vector());
+  for (auto& b : m.buffers()) result.push_back(b.tensor->to_vector());
   result.push_back(d.to_vector());
   return result;
 }
@@ -308,6 +310,21 @@ Sequential batch_norm_pool_model() {
   return m;
 }
 
+// The same with planes of 9 x 9 (81 values: the sums' lanes have a tail) and overlapping
+// padded windows (3 x 3, stride 2, padding 1: the pool's general path).
+Sequential overlapping_pool_model() {
+  Sequential m;
+  m.add(Conv2d({.in_channels = 1, .out_channels = 4, .kernel = 2}))
+      .add(BatchNorm2d({.num_features = 4}))
+      .add(ReLU())
+      .add(MaxPool2d({.kernel = 3, .stride = 2, .padding = 1}))
+      .add(Flatten())
+      .add(Linear({.in_features = 4 * 5 * 5, .out_features = 7}));
+  m.build({1, 10, 10});
+  m.init(Init::kPyTorch, 17);
+  return m;
+}
+
 // In eval mode too, BatchNorm then (ReLU, max-pool) as max-pool then ReLU gives the layers'
 // values one by one.
 TEST(Sequential, EvalBatchNormReluPoolEqualsTheLayersOneByOne) {
@@ -318,16 +335,19 @@ TEST(Sequential, EvalBatchNormReluPoolEqualsTheLayersOneByOne) {
   EXPECT_EQ(m.forward(x, Mode::kEval).to_vector(), expected.to_vector());
 }
 
-// Training runs ReLU then max-pool as max-pool then ReLU, and BatchNorm then ReLU in one pass:
-// the output, the parameter gradients and the input gradient are those of the layers one by
-// one, bit for bit, also when backward stops between a fused pair.
+// Training runs ReLU then max-pool as max-pool then ReLU, BatchNorm then ReLU in one pass, and
+// BatchNorm2d, ReLU, max-pool as one: the output, the parameter gradients, the running
+// statistics and the input gradient are those of the layers one by one, bit for bit, also
+// when backward stops inside a fused pair or block.
 TEST(Sequential, TrainingStepEqualsTheLayersOneByOne) {
   Tensor x = random_tensor({6, 1, 10, 10}, 12);
   Tensor d_out = random_tensor({6, 7}, 13);
   const struct {
     Sequential (*make)();
     std::vector<size_t> down_to;  // some between the two layers of a pair
-  } models[] = {{fusable_model, {0, 2, 3, 5}}, {batch_norm_pool_model, {0, 1, 2, 3}}};
+  } models[] = {{fusable_model, {0, 2, 3, 5}},
+                {batch_norm_pool_model, {0, 1, 2, 3}},
+                {overlapping_pool_model, {0, 1, 2, 3}}};
   for (const auto& model : models)
     for (size_t down_to : model.down_to) {
       Sequential fused = model.make(), plain = model.make();

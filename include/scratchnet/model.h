@@ -76,8 +76,9 @@ class Sequential {
   void plan(int64_t batch);  // activations for a training forward
   void plan_gradients();     // their gradients, on the first backward
   static Shape batched(int64_t n, const Shape& sample);
-  enum class Fused : uint8_t { kNone, kReluFirst, kReluAfter };
+  enum class Fused : uint8_t { kNone, kReluFirst, kReluAfter, kNormReluPool };
   Fused forward_pair(size_t i, size_t last, Tensor& out, const Tensor& in, Mode mode);
+  bool forward_norm_pool(size_t i, const Tensor& in);
   void plan_eval_chunks();  // eval_chunk_ and eval_split_, at build
   const Tensor& eval_forward(const Tensor& x);
   const Tensor& eval_layers(const Tensor& x, size_t first, size_t last);
@@ -96,7 +97,8 @@ class Sequential {
   int64_t eval_chunk_ = 0;         // samples per chunk of a large eval batch
   size_t eval_split_ = 0;          // layers [0, eval_split_) run in chunks
   // Layer i and i + 1 ran as one in the last training forward: ReLU then a layer that
-  // commutes with it, or a layer then ReLU. Layer i's output was not written.
+  // commutes with it, or a layer then ReLU; layer i's output was not written. kNormReluPool:
+  // layers i to i + 2 (BatchNorm2d, ReLU, MaxPool2d), only the last one's output written.
   std::vector<Fused> fused_;
   Tensor relu_grad_;               // ReLU's gradient inside a kReluFirst pair
   const Tensor* input_ = nullptr;  // the last training forward's input

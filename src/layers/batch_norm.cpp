@@ -4,12 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <type_traits>
 
-#if defined(__x86_64__) || defined(_M_X64)
-#include <immintrin.h>
-#endif
-
+#include "batch_norm_sums.h"
 #include "scratchnet/check.h"
 #include "scratchnet/parallel.h"
 
@@ -17,144 +13,7 @@ namespace scratchnet {
 
 namespace {
 
-constexpr int kLanes = 4;  // independent partial sums, so the reductions vectorise
-
-// sum_{i < len} term(i) in double: kLanes partial sums combined in a fixed order, then the
-// tail. The order depends only on len, never on the thread count.
-template <typename F>
-double lane_sum(int64_t len, F term) {
-  double acc[kLanes] = {};
-  int64_t i = 0;
-  for (; i + kLanes <= len; i += kLanes)
-    for (int l = 0; l < kLanes; ++l) acc[l] += term(i + l);
-  double s = (acc[0] + acc[1]) + (acc[2] + acc[3]);
-  for (; i < len; ++i) s += term(i);
-  return s;
-}
-
-// What channel_sum adds up per value: x, (x - center)^2 or x * (y - center), in double.
-enum class Term { kValue, kSquare, kProduct };
-
-template <Term kTerm, typename T>
-double term_of(const T* a, const T* b, double center, int64_t s) {
-  const double x = static_cast<double>(a[s]);
-  if constexpr (kTerm == Term::kValue) {
-    return x;
-  } else if constexpr (kTerm == Term::kSquare) {
-    const double d = x - center;
-    return d * d;
-  } else {
-    return x * (static_cast<double>(b[s]) - center);
-  }
-}
-
-#if defined(__x86_64__) || defined(_M_X64)
-
-bool has_avx2() {
-  static const bool yes = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") != 0;
-  }();
-  return yes;
-}
-
-// term_of for 4 consecutive floats: one vector of the kLanes = 4 lanes of lane_sum. Separate
-// multiplies and adds (no fused multiply-add), so every lane rounds as the scalar code does.
-template <Term kTerm>
-__attribute__((target("avx2"))) inline __m256d term4(const float* a, const float* b, __m256d c) {
-  const __m256d x = _mm256_cvtps_pd(_mm_loadu_ps(a));
-  if constexpr (kTerm == Term::kValue) {
-    return x;
-  } else if constexpr (kTerm == Term::kSquare) {
-    const __m256d d = _mm256_sub_pd(x, c);
-    return _mm256_mul_pd(d, d);
-  } else {
-    return _mm256_mul_pd(x, _mm256_sub_pd(_mm256_cvtps_pd(_mm_loadu_ps(b)), c));
-  }
-}
-
-// channel_sum for float with AVX2: the same lane sums, four rows at a time (independent
-// chains of additions), added to the total in row order, so the result has the same bits.
-template <Term kTerm>
-__attribute__((target("avx2"))) double channel_sum_avx2(const float* a, const float* b,
-                                                        double center, int64_t n, int64_t stride,
-                                                        int64_t offset, int64_t spatial) {
-  constexpr int kRows = 4;
-  const __m256d c = _mm256_set1_pd(center);
-  double total = 0;
-  for (int64_t i = 0; i < n; i += kRows) {
-    const int rows = static_cast<int>(std::min<int64_t>(kRows, n - i));
-    const float* ar[kRows];
-    const float* br[kRows];
-    __m256d acc[kRows];
-    for (int r = 0; r < kRows; ++r) {
-      const int64_t row = i + std::min(r, rows - 1);  // spare chains repeat the last row
-      ar[r] = a + row * stride + offset;
-      br[r] = b ? b + row * stride + offset : nullptr;
-      acc[r] = _mm256_setzero_pd();
-    }
-    int64_t s = 0;
-    for (; s + kLanes <= spatial; s += kLanes)
-      for (int r = 0; r < kRows; ++r)
-        acc[r] = _mm256_add_pd(acc[r], term4<kTerm>(ar[r] + s, br[r] ? br[r] + s : nullptr, c));
-    for (int r = 0; r < rows; ++r) {
-      alignas(32) double l[kLanes];
-      _mm256_store_pd(l, acc[r]);
-      double v = (l[0] + l[1]) + (l[2] + l[3]);
-      for (int64_t t = s; t < spatial; ++t) v += term_of<kTerm>(ar[r], br[r], center, t);
-      total += v;
-    }
-  }
-  return total;
-}
-
-#endif
-
-// The sum over the channel's N rows (in order) of lane_sum over each row of term_of, with a
-// = the channel's rows of one tensor and b (kProduct only) of another, at `offset` = ch *
-// spatial and row stride c * spatial.
-template <Term kTerm, typename T>
-double channel_sum(const T* a, const T* b, double center, int64_t n, int64_t stride, int64_t offset,
-                   int64_t spatial) {
-#if defined(__x86_64__) || defined(_M_X64)
-  if constexpr (std::is_same_v<T, float>)
-    if (has_avx2()) return channel_sum_avx2<kTerm>(a, b, center, n, stride, offset, spatial);
-#endif
-  double total = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    const T* ar = a + i * stride + offset;
-    const T* br = b ? b + i * stride + offset : nullptr;
-    total += lane_sum(spatial, [&](int64_t s) { return term_of<kTerm>(ar, br, center, s); });
-  }
-  return total;
-}
-
-// The two sums a channel's backward needs: sum(d_out) and sum(d_out * (in - center)), over
-// the channel's N rows of `spatial` values at `offset` = ch * spatial, row stride c * spatial.
-template <typename T>
-void backward_sums(double& sum_dy, double& sum_dy_xc, const T* d_out, const T* in, double center,
-                   int64_t n, int64_t stride, int64_t offset, int64_t spatial) {
-  sum_dy = channel_sum<Term::kValue, T>(d_out, nullptr, 0.0, n, stride, offset, spatial);
-  sum_dy_xc = channel_sum<Term::kProduct, T>(d_out, in, center, n, stride, offset, spatial);
-}
-
-// out = (in - center) * scale + shift over one channel's N rows.
-template <typename T>
-void affine_rows(T* out, const T* in, T center, T scale, T shift, int64_t n, int64_t stride,
-                 int64_t offset, int64_t spatial, bool relu = false) {
-  for (int64_t i = 0; i < n; ++i) {
-    const T* x = in + i * stride + offset;
-    T* y = out + i * stride + offset;
-    if (relu) {
-      for (int64_t s = 0; s < spatial; ++s) {
-        const T v = (x[s] - center) * scale + shift;
-        y[s] = v < T(0) ? T(0) : v;  // as relu_forward
-      }
-    } else {
-      for (int64_t s = 0; s < spatial; ++s) y[s] = (x[s] - center) * scale + shift;
-    }
-  }
-}
+using namespace batch_norm_sums;
 
 // Eval mode's factor gamma * invstd with invstd = 1 / sqrt(running_var + eps), in double,
 // rounded once.
@@ -171,21 +30,12 @@ void batch_norm_forward_train(T* out, T* mean, T* var, T* invstd, const T* in, c
                               const T* beta, int64_t n, int64_t c, int64_t spatial, double eps,
                               bool relu) {
   const int64_t stride = c * spatial;
-  const double count = static_cast<double>(n * spatial);
   parallel_for(c, parallel_grain(n * spatial), [&](int64_t c0, int64_t c1) {
     for (int64_t ch = c0; ch < c1; ++ch) {
       const int64_t offset = ch * spatial;
-      // Two passes: the mean, then the squared deviations from it (no cancellation).
-      const double sum = channel_sum<Term::kValue, T>(in, nullptr, 0.0, n, stride, offset, spatial);
-      const double m = sum / count;
-      const double sq = channel_sum<Term::kSquare, T>(in, nullptr, m, n, stride, offset, spatial);
-      const double v = sq / count;
-      const double is = 1.0 / std::sqrt(v + eps);
-      mean[ch] = static_cast<T>(m);
-      var[ch] = static_cast<T>(v);
-      invstd[ch] = static_cast<T>(is);
-      affine_rows(out, in, mean[ch], static_cast<T>(static_cast<double>(gamma[ch]) * is), beta[ch],
-                  n, stride, offset, spatial, relu);
+      const T scale = train_statistics(mean + ch, var + ch, invstd + ch, in + offset, stride,
+                                       gamma[ch], n, spatial, eps);
+      affine_rows(out + offset, in + offset, mean[ch], scale, beta[ch], n, stride, spatial, relu);
     }
   });
 }
@@ -195,27 +45,12 @@ void batch_norm_backward_train(T* d_in, T* d_gamma, T* d_beta, const T* d_out, c
                                const T* mean, const T* invstd, const T* gamma, int64_t n, int64_t c,
                                int64_t spatial) {
   const int64_t stride = c * spatial;
-  const double count = static_cast<double>(n * spatial);
   parallel_for(c, parallel_grain(n * spatial), [&](int64_t c0, int64_t c1) {
     for (int64_t ch = c0; ch < c1; ++ch) {
       const int64_t offset = ch * spatial;
-      const double m = static_cast<double>(mean[ch]), is = static_cast<double>(invstd[ch]);
-      double sum_dy, sum_dy_xc;
-      backward_sums(sum_dy, sum_dy_xc, d_out, in, m, n, stride, offset, spatial);
-      if (d_beta) d_beta[ch] += static_cast<T>(sum_dy);
-      if (d_gamma) d_gamma[ch] += static_cast<T>(sum_dy_xc * is);
-      // d_in = k * (d_out - a - (x - mean) * b) with k = gamma * invstd, a = mean(d_out),
-      // b = mean(d_out * x_hat) * invstd.
-      const T k = static_cast<T>(static_cast<double>(gamma[ch]) * is);
-      const T a = static_cast<T>(sum_dy / count);
-      const T b = static_cast<T>(sum_dy_xc * is * is / count);
-      const T mt = mean[ch];
-      for (int64_t i = 0; i < n; ++i) {
-        const T* dy = d_out + i * stride + offset;
-        const T* x = in + i * stride + offset;
-        T* dx = d_in + i * stride + offset;
-        for (int64_t s = 0; s < spatial; ++s) dx[s] = k * ((dy[s] - a) - (x[s] - mt) * b);
-      }
+      backward_train_channel(d_in + offset, d_gamma ? d_gamma + ch : nullptr,
+                             d_beta ? d_beta + ch : nullptr, d_out + offset, stride, in + offset,
+                             stride, mean[ch], invstd[ch], gamma[ch], n, spatial);
     }
   });
 }
@@ -227,8 +62,8 @@ void batch_norm_forward_eval(T* out, const T* in, const T* running_mean, const T
   const int64_t stride = c * spatial;
   parallel_for(c, parallel_grain(n * spatial), [&](int64_t c0, int64_t c1) {
     for (int64_t ch = c0; ch < c1; ++ch)
-      affine_rows(out, in, running_mean[ch], eval_scale(gamma[ch], running_var[ch], eps), beta[ch],
-                  n, stride, ch * spatial, spatial, relu);
+      affine_rows(out + ch * spatial, in + ch * spatial, running_mean[ch],
+                  eval_scale(gamma[ch], running_var[ch], eps), beta[ch], n, stride, spatial, relu);
   });
 }
 
@@ -243,8 +78,8 @@ void batch_norm_backward_eval(T* d_in, T* d_gamma, T* d_beta, const T* d_out, co
       const double is = 1.0 / std::sqrt(static_cast<double>(running_var[ch]) + eps);
       if (d_gamma || d_beta) {
         double sum_dy, sum_dy_xc;
-        backward_sums(sum_dy, sum_dy_xc, d_out, in, static_cast<double>(running_mean[ch]), n,
-                      stride, offset, spatial);
+        backward_sums(sum_dy, sum_dy_xc, d_out + offset, stride, in + offset, stride,
+                      static_cast<double>(running_mean[ch]), n, spatial);
         if (d_beta) d_beta[ch] += static_cast<T>(sum_dy);
         if (d_gamma) d_gamma[ch] += static_cast<T>(sum_dy_xc * is);
       }
@@ -334,6 +169,24 @@ bool BatchNorm::forward_relu(Tensor& out, const Tensor& in, Mode mode) {
   return true;
 }
 
+void BatchNorm::begin_training(const Shape& in) {
+  const int64_t n = in[0], c = in[1], spatial = spatial_size(in);
+  SN_CHECK(n * spatial > 1,
+           "{}: expected more than 1 value per channel when training, got input of shape {}",
+           kind(), shape_str(in));
+  mean_.resize({c});
+  var_.resize({c});
+  invstd_.resize({c});
+}
+
+void BatchNorm::end_training(const Shape& in) {
+  batch_norm_update_running(running_mean_.data(), running_var_.data(), mean_.data(), var_.data(),
+                            in[1], in[0] * spatial_size(in), options_.momentum);
+  num_batches_tracked_[0] += 1;
+  has_forward_ = true;
+  last_mode_ = Mode::kTrain;
+}
+
 void BatchNorm::run_forward(Tensor& out, const Tensor& in, Mode mode, bool relu) {
   const Shape& shape = in.shape();
   check_shape(out, output_shape(shape), (kind() + ": output").c_str());
@@ -341,21 +194,14 @@ void BatchNorm::run_forward(Tensor& out, const Tensor& in, Mode mode, bool relu)
   const double eps = options_.eps;
   if (statistics_frozen_) mode = Mode::kEval;
   if (mode == Mode::kTrain) {
-    SN_CHECK(n * spatial > 1,
-             "{}: expected more than 1 value per channel when training, got input of shape {}",
-             kind(), shape_str(shape));
-    mean_.resize({c});
-    var_.resize({c});
-    invstd_.resize({c});
+    begin_training(shape);
     batch_norm_forward_train(out.data(), mean_.data(), var_.data(), invstd_.data(), in.data(),
                              weight_.value.data(), bias_.value.data(), n, c, spatial, eps, relu);
-    batch_norm_update_running(running_mean_.data(), running_var_.data(), mean_.data(), var_.data(),
-                              c, n * spatial, options_.momentum);
-    num_batches_tracked_[0] += 1;
-  } else {
-    batch_norm_forward_eval(out.data(), in.data(), running_mean_.data(), running_var_.data(),
-                            weight_.value.data(), bias_.value.data(), n, c, spatial, eps, relu);
+    end_training(shape);
+    return;
   }
+  batch_norm_forward_eval(out.data(), in.data(), running_mean_.data(), running_var_.data(),
+                          weight_.value.data(), bias_.value.data(), n, c, spatial, eps, relu);
   has_forward_ = true;
   last_mode_ = mode;
 }

@@ -125,72 +125,76 @@ __attribute__((target("avx512f"))) bool max_pool_2x2_backward_plane(float* dst, 
 #endif
 
 template <typename T>
-void max_pool2d_forward(T* out, int32_t* argmax, const T* in, const Pool2dDims& d) {
-  const int64_t plane_in = d.h * d.w, plane_out = d.oh * d.ow;
+void max_pool2d_forward_plane(T* out, int32_t* argmax, const T* in, const Pool2dDims& d) {
 #if defined(__x86_64__) || defined(_M_X64)
   if constexpr (std::is_same_v<T, float>) {
-    if (d.k == 2 && d.stride == 2 && d.padding == 0 && has_avx512()) {
-      parallel_for(d.n * d.c, parallel_grain(plane_in), [&](int64_t begin, int64_t end) {
-        for (int64_t p = begin; p < end; ++p)
-          max_pool_2x2_plane(out + p * plane_out, argmax ? argmax + p * plane_out : nullptr,
-                             in + p * plane_in, d);
-      });
-      return;
-    }
+    if (d.k == 2 && d.stride == 2 && d.padding == 0 && has_avx512())
+      return max_pool_2x2_plane(out, argmax, in, d);
   }
 #endif
-  parallel_for(d.n * d.c, parallel_grain(plane_in), [&](int64_t begin, int64_t end) {
-    for (int64_t p = begin; p < end; ++p) {
-      const T* src = in + p * plane_in;                          // (H, W)
-      T* dst = out + p * plane_out;                              // (OH, OW)
-      int32_t* win = argmax ? argmax + p * plane_out : nullptr;  // (OH, OW)
-      for (int64_t oy = 0; oy < d.oh; ++oy) {
-        const int64_t y0 = oy * d.stride - d.padding;
-        const int64_t ya = std::max<int64_t>(y0, 0), yb = std::min(y0 + d.k, d.h);
-        for (int64_t ox = 0; ox < d.ow; ++ox) {
-          const int64_t x0 = ox * d.stride - d.padding;
-          const int64_t xa = std::max<int64_t>(x0, 0), xb = std::min(x0 + d.k, d.w);
-          T best = -std::numeric_limits<T>::infinity();
-          int64_t best_at = ya * d.w + xa;
-          for (int64_t y = ya; y < yb; ++y) {
-            const T* row = src + y * d.w;
-            for (int64_t x = xa; x < xb; ++x) {
-              if (row[x] > best || std::isnan(row[x])) {
-                best = row[x];
-                best_at = y * d.w + x;
-              }
-            }
+  for (int64_t oy = 0; oy < d.oh; ++oy) {
+    const int64_t y0 = oy * d.stride - d.padding;
+    const int64_t ya = std::max<int64_t>(y0, 0), yb = std::min(y0 + d.k, d.h);
+    for (int64_t ox = 0; ox < d.ow; ++ox) {
+      const int64_t x0 = ox * d.stride - d.padding;
+      const int64_t xa = std::max<int64_t>(x0, 0), xb = std::min(x0 + d.k, d.w);
+      T best = -std::numeric_limits<T>::infinity();
+      int64_t best_at = ya * d.w + xa;
+      for (int64_t y = ya; y < yb; ++y) {
+        const T* row = in + y * d.w;
+        for (int64_t x = xa; x < xb; ++x) {
+          if (row[x] > best || std::isnan(row[x])) {
+            best = row[x];
+            best_at = y * d.w + x;
           }
-          dst[oy * d.ow + ox] = best;
-          if (win) win[oy * d.ow + ox] = static_cast<int32_t>(best_at);
         }
       }
+      out[oy * d.ow + ox] = best;
+      if (argmax) argmax[oy * d.ow + ox] = static_cast<int32_t>(best_at);
     }
+  }
+}
+
+// d_in = 0, then each d_out value is added at the position that won its window, in output
+// order.
+template <typename T>
+void max_pool2d_backward_plane(T* d_in, const T* d_out, const int32_t* argmax,
+                               const Pool2dDims& d) {
+#if defined(__x86_64__) || defined(_M_X64)
+  if constexpr (std::is_same_v<T, float>)
+    if (d.k == 2 && d.stride == 2 && d.padding == 0 && has_avx512() &&
+        max_pool_2x2_backward_plane(d_in, d_out, argmax, d))
+      return;
+#endif
+  std::fill(d_in, d_in + d.h * d.w, T(0));
+  for (int64_t o = 0; o < d.oh * d.ow; ++o) d_in[argmax[o]] += d_out[o];
+}
+
+template <typename T>
+void max_pool2d_forward(T* out, int32_t* argmax, const T* in, const Pool2dDims& d) {
+  const int64_t plane_in = d.h * d.w, plane_out = d.oh * d.ow;
+  parallel_for(d.n * d.c, parallel_grain(plane_in), [&](int64_t begin, int64_t end) {
+    for (int64_t p = begin; p < end; ++p)
+      max_pool2d_forward_plane(out + p * plane_out, argmax ? argmax + p * plane_out : nullptr,
+                               in + p * plane_in, d);
   });
 }
 
-// d_in = 0, then each d_out value is added at the position that won its window. Within a
-// plane the additions run in output order, so the sums are the same for any thread count.
+// Within a plane the additions run in output order, so the sums are the same for any thread
+// count.
 template <typename T>
 void max_pool2d_backward(T* d_in, const T* d_out, const int32_t* argmax, const Pool2dDims& d) {
   const int64_t plane_in = d.h * d.w, plane_out = d.oh * d.ow;
   parallel_for(d.n * d.c, parallel_grain(plane_in), [&](int64_t begin, int64_t end) {
-    for (int64_t p = begin; p < end; ++p) {
-      T* dst = d_in + p * plane_in;                 // (H, W)
-      const T* src = d_out + p * plane_out;         // (OH, OW)
-      const int32_t* win = argmax + p * plane_out;  // (OH, OW)
-#if defined(__x86_64__) || defined(_M_X64)
-      if constexpr (std::is_same_v<T, float>)
-        if (d.k == 2 && d.stride == 2 && d.padding == 0 && has_avx512() &&
-            max_pool_2x2_backward_plane(dst, src, win, d))
-          continue;
-#endif
-      std::fill(dst, dst + plane_in, T(0));
-      for (int64_t o = 0; o < plane_out; ++o) dst[win[o]] += src[o];
-    }
+    for (int64_t p = begin; p < end; ++p)
+      max_pool2d_backward_plane(d_in + p * plane_in, d_out + p * plane_out, argmax + p * plane_out,
+                                d);
   });
 }
 
+template void max_pool2d_forward_plane<float>(float*, int32_t*, const float*, const Pool2dDims&);
+template void max_pool2d_backward_plane<float>(float*, const float*, const int32_t*,
+                                               const Pool2dDims&);
 template void max_pool2d_forward<float>(float*, int32_t*, const float*, const Pool2dDims&);
 template void max_pool2d_forward<double>(double*, int32_t*, const double*, const Pool2dDims&);
 template void max_pool2d_backward<float>(float*, const float*, const int32_t*, const Pool2dDims&);
@@ -217,12 +221,24 @@ Shape MaxPool2d::output_shape(const Shape& in) const {
   return {d.n, d.c, d.oh, d.ow};
 }
 
+int32_t* MaxPool2d::plan_argmax(const Shape& in) {
+  argmax_.resize(static_cast<size_t>(shape_numel(output_shape(in))));  // keeps its storage
+  argmax_input_shape_ = in;
+  return argmax_.data();
+}
+
+const int32_t* MaxPool2d::saved_argmax(const Shape& in) const {
+  SN_CHECK(argmax_input_shape_ == in,
+           "MaxPool2d: backward needs a forward on an input of shape {} first, the last forward "
+           "saw {}",
+           shape_str(in), argmax_input_shape_.empty() ? "none" : shape_str(argmax_input_shape_));
+  return argmax_.data();
+}
+
 void MaxPool2d::forward(Tensor& out, const Tensor& in, Mode /*mode*/) {
   Pool2dDims d = dims(in.shape());
   check_shape(out, {d.n, d.c, d.oh, d.ow}, "MaxPool2d output");
-  argmax_.resize(static_cast<size_t>(out.numel()));  // keeps its storage once planned
-  argmax_input_shape_ = in.shape();
-  max_pool2d_forward(out.data(), argmax_.data(), in.data(), d);
+  max_pool2d_forward(out.data(), plan_argmax(in.shape()), in.data(), d);
 }
 
 bool MaxPool2d::forward_relu(Tensor& out, const Tensor& in, Mode mode) {
@@ -239,15 +255,11 @@ bool MaxPool2d::forward_relu(Tensor& out, const Tensor& in, Mode mode) {
 
 void MaxPool2d::backward(Tensor& d_in, const Tensor& d_out, const Tensor& in,
                          const Tensor& /*out*/) {
-  SN_CHECK(argmax_input_shape_ == in.shape(),
-           "MaxPool2d: backward needs a forward on an input of shape {} first, the last forward "
-           "saw {}",
-           shape_str(in.shape()),
-           argmax_input_shape_.empty() ? "none" : shape_str(argmax_input_shape_));
+  const int32_t* argmax = saved_argmax(in.shape());
   Pool2dDims d = dims(in.shape());
   check_shape(d_out, {d.n, d.c, d.oh, d.ow}, "MaxPool2d d_out");
   check_shape(d_in, in.shape(), "MaxPool2d d_in");
-  max_pool2d_backward(d_in.data(), d_out.data(), argmax_.data(), d);
+  max_pool2d_backward(d_in.data(), d_out.data(), argmax, d);
 }
 
 std::string MaxPool2d::describe() const {

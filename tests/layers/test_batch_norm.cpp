@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "scratchnet/check.h"
+#include "scratchnet/kernels/gemm.h"
 #include "scratchnet/layers/batch_norm1d.h"
 #include "scratchnet/layers/batch_norm2d.h"
 #include "scratchnet/model.h"
@@ -243,8 +244,9 @@ void check_train_gradients(int64_t n, int64_t c, int64_t spatial, uint64_t seed)
 }
 
 // The per-channel sums in the order the kernels document and have always used: per row of
-// `spatial` values, 4 interleaved partial sums combined as (0 + 1) + (2 + 3), then the tail;
-// rows added in batch order. Vectorised paths must reproduce it bit for bit.
+// `spatial` values, 8 interleaved partial sums combined as ((0 + 1) + (2 + 3)) + ((4 + 5) +
+// (6 + 7)), then the tail; rows added in batch order. Vectorised paths must reproduce it bit
+// for bit.
 double ordered_sum(const std::vector<float>& a, const std::vector<float>* b, double center,
                    int kind, int64_t n, int64_t c, int64_t spatial, int64_t ch) {
   auto term = [&](int64_t i) {
@@ -256,52 +258,93 @@ double ordered_sum(const std::vector<float>& a, const std::vector<float>* b, dou
   double total = 0;
   for (int64_t r = 0; r < n; ++r) {
     const int64_t base = (r * c + ch) * spatial;
-    double acc[4] = {};
+    double acc[8] = {};
     int64_t s = 0;
-    for (; s + 4 <= spatial; s += 4)
-      for (int l = 0; l < 4; ++l) acc[l] += term(base + s + l);
-    double v = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+    for (; s + 8 <= spatial; s += 8)
+      for (int l = 0; l < 8; ++l) acc[l] += term(base + s + l);
+    double v = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
     for (; s < spatial; ++s) v += term(base + s);
     total += v;
   }
   return total;
 }
 
+// Each instruction set's path (the float sums follow gemm_isa()), or the portable one.
 TEST(BatchNorm2d, FloatStatisticsAndParameterGradientsKeepTheirSummationOrder) {
-  for (const auto& [n, c, spatial] : std::vector<std::array<int64_t, 3>>{
-           {1, 2, 7}, {3, 3, 13}, {5, 2, 16}, {6, 3, 1}, {8, 2, 30}, {9, 1, 5}}) {
-    SCOPED_TRACE(fmt::format("n={} c={} spatial={}", n, c, spatial));
-    const size_t size = static_cast<size_t>(n * c * spatial);
-    // +2^60 and -2^60 in the first and third of each group of 4 values of a row: lanes 0 and 2
-    // cancel exactly and absorb lanes 1 and 3 only when combined as (0 + 1) + (2 + 3), so
-    // any other order shows in the mean and in d_beta.
-    auto in = random_floats(size, 80, -2, 3), d_out = random_floats(size, 81);
-    for (size_t i = 0; i < size; ++i) {
-      const int64_t s = static_cast<int64_t>(i) % spatial;
-      if (s >= spatial / 4 * 4) continue;  // the tail of the row is summed in order
-      if (s % 4 == 0) in[i] = d_out[i] = 0x1p60f;
-      if (s % 4 == 2) in[i] = d_out[i] = -0x1p60f;
+  const std::string saved = gemm_isa();
+  for (const char* isa : {"avx512", "avx2", "generic"})
+    for (const auto& [n, c, spatial] : std::vector<std::array<int64_t, 3>>{
+             {1, 2, 7}, {3, 3, 13}, {5, 2, 16}, {6, 3, 1}, {8, 2, 30}, {9, 1, 5}, {5, 2, 43}}) {
+      if (!gemm_isa_supported(isa)) continue;
+      set_gemm_isa(isa);
+      SCOPED_TRACE(fmt::format("{}: n={} c={} spatial={}", isa, n, c, spatial));
+      const size_t size = static_cast<size_t>(n * c * spatial);
+      // +2^60 and -2^60 in the first and third of each group of 8 values of a row: lanes 0 and 2
+      // cancel exactly and absorb lanes 1 and 3 (and no others) only when combined as above, so
+      // any other order shows in the mean and in d_beta.
+      auto in = random_floats(size, 80, -2, 3), d_out = random_floats(size, 81);
+      for (size_t i = 0; i < size; ++i) {
+        const int64_t s = static_cast<int64_t>(i) % spatial;
+        if (s >= spatial / 8 * 8) continue;  // the tail of the row is summed in order
+        if (s % 8 == 0) in[i] = d_out[i] = 0x1p60f;
+        if (s % 8 == 2) in[i] = d_out[i] = -0x1p60f;
+      }
+      auto gamma = random_floats(static_cast<size_t>(c), 82, 0.5, 1.5);
+      auto beta = random_floats(static_cast<size_t>(c), 83);
+      std::vector<float> out(size), mean(c), var(c), invstd(c), d_in(size), d_gamma(c), d_beta(c);
+      batch_norm_forward_train(out.data(), mean.data(), var.data(), invstd.data(), in.data(),
+                               gamma.data(), beta.data(), n, c, spatial, 1e-5);
+      batch_norm_backward_train(d_in.data(), d_gamma.data(), d_beta.data(), d_out.data(), in.data(),
+                                mean.data(), invstd.data(), gamma.data(), n, c, spatial);
+      const double count = static_cast<double>(n * spatial);
+      for (int64_t ch = 0; ch < c; ++ch) {
+        const double m = ordered_sum(in, nullptr, 0, 0, n, c, spatial, ch) / count;
+        const double v = ordered_sum(in, nullptr, m, 1, n, c, spatial, ch) / count;
+        EXPECT_EQ(mean[ch], static_cast<float>(m));
+        EXPECT_EQ(var[ch], static_cast<float>(v));
+        const double mf = static_cast<double>(mean[ch]), is = static_cast<double>(invstd[ch]);
+        EXPECT_EQ(d_beta[ch],
+                  static_cast<float>(ordered_sum(d_out, nullptr, 0, 0, n, c, spatial, ch)));
+        EXPECT_EQ(d_gamma[ch],
+                  static_cast<float>(ordered_sum(d_out, &in, mf, 2, n, c, spatial, ch) * is));
+      }
     }
-    auto gamma = random_floats(static_cast<size_t>(c), 82, 0.5, 1.5);
-    auto beta = random_floats(static_cast<size_t>(c), 83);
-    std::vector<float> out(size), mean(c), var(c), invstd(c), d_in(size), d_gamma(c), d_beta(c);
-    batch_norm_forward_train(out.data(), mean.data(), var.data(), invstd.data(), in.data(),
-                             gamma.data(), beta.data(), n, c, spatial, 1e-5);
-    batch_norm_backward_train(d_in.data(), d_gamma.data(), d_beta.data(), d_out.data(), in.data(),
-                              mean.data(), invstd.data(), gamma.data(), n, c, spatial);
-    const double count = static_cast<double>(n * spatial);
-    for (int64_t ch = 0; ch < c; ++ch) {
-      const double m = ordered_sum(in, nullptr, 0, 0, n, c, spatial, ch) / count;
-      const double v = ordered_sum(in, nullptr, m, 1, n, c, spatial, ch) / count;
-      EXPECT_EQ(mean[ch], static_cast<float>(m));
-      EXPECT_EQ(var[ch], static_cast<float>(v));
-      const double mf = static_cast<double>(mean[ch]), is = static_cast<double>(invstd[ch]);
-      EXPECT_EQ(d_beta[ch],
-                static_cast<float>(ordered_sum(d_out, nullptr, 0, 0, n, c, spatial, ch)));
-      EXPECT_EQ(d_gamma[ch],
-                static_cast<float>(ordered_sum(d_out, &in, mf, 2, n, c, spatial, ch) * is));
+  set_gemm_isa(saved.c_str());
+}
+
+// Every float output of the kernels (not only the sums) has the portable loops' bits on each
+// instruction set's path: outputs with and without ReLU, statistics, gradients.
+TEST(BatchNorm2d, FloatKernelsGiveThePortableBitsOnEveryInstructionSet) {
+  const std::string saved = gemm_isa();
+  for (const auto& [n, c, spatial] :
+       std::vector<std::array<int64_t, 3>>{{2, 3, 37}, {4, 2, 64}, {3, 2, 5}, {5, 1, 100}}) {
+    const size_t size = static_cast<size_t>(n * c * spatial);
+    const auto in = random_floats(size, 90, -2, 3), d_out = random_floats(size, 91);
+    const auto gamma = random_floats(static_cast<size_t>(c), 92, 0.5, 1.5);
+    const auto beta = random_floats(static_cast<size_t>(c), 93);
+    const auto run = [&] {
+      std::vector<float> out(size), relu_out(size), eval_out(size), mean(c), var(c), invstd(c),
+          d_in(size), d_gamma(c), d_beta(c);
+      batch_norm_forward_train(relu_out.data(), mean.data(), var.data(), invstd.data(), in.data(),
+                               gamma.data(), beta.data(), n, c, spatial, 1e-5, true);
+      batch_norm_forward_train(out.data(), mean.data(), var.data(), invstd.data(), in.data(),
+                               gamma.data(), beta.data(), n, c, spatial, 1e-5);
+      batch_norm_forward_eval(eval_out.data(), in.data(), mean.data(), var.data(), gamma.data(),
+                              beta.data(), n, c, spatial, 1e-5, true);
+      batch_norm_backward_train(d_in.data(), d_gamma.data(), d_beta.data(), d_out.data(), in.data(),
+                                mean.data(), invstd.data(), gamma.data(), n, c, spatial);
+      return std::vector<std::vector<float>>{out,    relu_out, eval_out, mean,  var,
+                                             invstd, d_in,     d_gamma,  d_beta};
+    };
+    set_gemm_isa("generic");
+    const auto want = run();
+    for (const char* isa : {"avx2", "avx512"}) {
+      if (!gemm_isa_supported(isa)) continue;
+      set_gemm_isa(isa);
+      EXPECT_EQ(run(), want) << isa << ": n=" << n << " c=" << c << " spatial=" << spatial;
     }
   }
+  set_gemm_isa(saved.c_str());
 }
 
 TEST(BatchNorm2d, GradientCheckTrainDouble) {

@@ -26,6 +26,7 @@
 #include <string>
 
 #include "scratchnet/layer.h"
+#include "scratchnet/layers/max_pool2d.h"
 
 namespace scratchnet {
 
@@ -66,6 +67,27 @@ void batch_norm_backward_eval(T* d_in, T* d_gamma, T* d_beta, const T* d_out, co
                               const T* running_mean, const T* running_var, const T* gamma,
                               int64_t n, int64_t c, int64_t spatial, double eps);
 
+// Training forward, ReLU and max-pooling as one, channel by channel (the batch-norm output of
+// a channel is pooled while it is in the cache, never written out): out (N, C, OH, OW) gets
+// the pooled values with ReLU applied, argmax (N, C, OH, OW) the winners as
+// max_pool2d_forward's, scale (C) the factor gamma * invstd the forward multiplied by; in
+// (N, C, H, W) with d its pooling sizes. The values of batch_norm_forward_train, then
+// max_pool2d_forward, then relu_forward (ReLU after the max-pool: the two commute).
+// Instantiated for float.
+template <typename T>
+void batch_norm_relu_pool_forward_train(T* out, int32_t* argmax, T* mean, T* var, T* invstd,
+                                        T* scale, const T* in, const T* gamma, const T* beta,
+                                        const Pool2dDims& d, double eps);
+
+// Its backward: d_in (N, C, H, W) from d_out (N, C, OH, OW), with out, argmax, mean and invstd
+// as the forward wrote them. The values of relu_backward, max_pool2d_backward and
+// batch_norm_backward_train in turn; d_gamma, d_beta (C) are added into.
+template <typename T>
+void batch_norm_relu_pool_backward_train(T* d_in, T* d_gamma, T* d_beta, const T* d_out,
+                                         const T* out, const int32_t* argmax, const T* in,
+                                         const T* mean, const T* invstd, const T* gamma,
+                                         const Pool2dDims& d);
+
 // running_mean, running_var (C) updated from a batch's mean and biased var (C) over
 // `count` = N * S > 1 values per channel, as PyTorch does (the variance made unbiased).
 template <typename T>
@@ -81,6 +103,18 @@ class BatchNorm : public Layer {
   void forward(Tensor& out, const Tensor& in, Mode mode) override;
   void backward(Tensor& d_in, const Tensor& d_out, const Tensor& in, const Tensor& out) override;
   bool forward_relu(Tensor& out, const Tensor& in, Mode mode) override;  // backward reads no `out`
+  // BatchNorm2d in training, then ReLU, then `pool`, as one (batch_norm_relu_pool_forward_train)
+  // into out, the pool's output; the pool keeps the winners for backward_relu_pool. False,
+  // having run nothing, when the batch statistics are not used (eval mode or frozen) or `in`
+  // is not (N, C, H, W).
+  bool forward_relu_pool(Tensor& out, MaxPool2d& pool, const Tensor& in, Mode mode);
+  // The backward of the three after forward_relu_pool: d_in (N, C, H, W) from d_out, the
+  // gradient for the pool's output `out`.
+  void backward_relu_pool(Tensor& d_in, const Tensor& d_out, const MaxPool2d& pool,
+                          const Tensor& in, const Tensor& out);
+  // The output forward_relu_pool did not write, from its batch statistics (nothing updated):
+  // for a backward that stops between the three layers and needs them one by one.
+  void unpooled_output(Tensor& out, const Tensor& in) const;
   // Eval mode as out = (in - center) * scale + shift per channel, each (C), with the values
   // and rounding batch_norm_forward_eval uses (what Conv2dEpilogue takes).
   void eval_affine(float* center, float* scale, float* shift) const;
@@ -108,11 +142,16 @@ class BatchNorm : public Layer {
  private:
   void reset();
   void run_forward(Tensor& out, const Tensor& in, Mode mode, bool relu);
+  // A training forward on `in`: checks it, sizes the batch statistics; then, after the
+  // kernel, updates the running statistics.
+  void begin_training(const Shape& in);
+  void end_training(const Shape& in);
 
   BatchNormOptions options_;
   Parameter weight_, bias_;
   Tensor running_mean_, running_var_, num_batches_tracked_;
   Tensor mean_, var_, invstd_;  // (C) batch statistics of the last training forward
+  Tensor scale_;                // (C) gamma * invstd of the last forward_relu_pool
   bool has_forward_ = false, statistics_frozen_ = false;
   Mode last_mode_ = Mode::kTrain;
 };

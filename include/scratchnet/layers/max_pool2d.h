@@ -37,6 +37,13 @@ void max_pool2d_forward(T* out, int32_t* argmax, const T* in, const Pool2dDims& 
 template <typename T>
 void max_pool2d_backward(T* d_in, const T* d_out, const int32_t* argmax, const Pool2dDims& d);
 
+// One (H, W) plane of each (d.n and d.c are not read), for fused kernels that pool planes
+// they just computed (BatchNorm::forward_relu_pool). Instantiated for float.
+template <typename T>
+void max_pool2d_forward_plane(T* out, int32_t* argmax, const T* in, const Pool2dDims& d);
+template <typename T>
+void max_pool2d_backward_plane(T* d_in, const T* d_out, const int32_t* argmax, const Pool2dDims& d);
+
 class MaxPool2d : public Layer {
  public:
   explicit MaxPool2d(const MaxPool2dOptions& options);  // throws on invalid options
@@ -55,9 +62,15 @@ class MaxPool2d : public Layer {
 
   // The options with stride resolved (never 0).
   const MaxPool2dOptions& options() const { return options_; }
+  // The sizes of a pooling of input shape `in`; throws as output_shape does.
+  Pool2dDims dims(const Shape& in) const;
+  // The winners' buffer (N, C, OH, OW) for a forward on input shape `in`, sized and marked as
+  // that forward's: for a fused forward that pools for this layer (BatchNorm::forward_relu_pool).
+  int32_t* plan_argmax(const Shape& in);
+  // The winners of the last forward, which must have been on input shape `in` (else throws).
+  const int32_t* saved_argmax(const Shape& in) const;
 
  private:
-  Pool2dDims dims(const Shape& in) const;
   MaxPool2dOptions options_;
   std::vector<int32_t> argmax_;  // (N, C, OH, OW) from the last forward
   Shape argmax_input_shape_;     // the input shape of that forward

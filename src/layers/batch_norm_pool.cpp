@@ -1,0 +1,119 @@
+// batch_norm_pool.cpp — BatchNorm2d in training, ReLU and a max-pool as one pass per channel.
+//
+// One by one, the three layers write the batch-norm output (N, C, H, W) and read it back to
+// pool it, and their backward writes the pool's full-size gradient and reads it back for the
+// batch norm's sums: four trips through memory of the largest activation. Here a channel's
+// batch-norm output is made one plane at a time in a small buffer and pooled at once, and
+// its pooled gradient is spread back into a channel-sized buffer (N * H * W floats, one per
+// thread, reused) that stays in the cache for the sums and the input gradient. Each value
+// is computed by the same kernels in the same order as one by one, so the bits are the same.
+#include <vector>
+
+#include "batch_norm_sums.h"
+#include "scratchnet/check.h"
+#include "scratchnet/layers/batch_norm.h"
+#include "scratchnet/layers/relu.h"
+#include "scratchnet/parallel.h"
+
+namespace scratchnet {
+
+using namespace batch_norm_sums;
+
+template <typename T>
+void batch_norm_relu_pool_forward_train(T* out, int32_t* argmax, T* mean, T* var, T* invstd,
+                                        T* scale, const T* in, const T* gamma, const T* beta,
+                                        const Pool2dDims& d, double eps) {
+  const int64_t spatial = d.h * d.w, pooled = d.oh * d.ow;
+  const int64_t stride = d.c * spatial, out_stride = d.c * pooled;
+  parallel_for(d.c, parallel_grain(d.n * spatial), [&](int64_t c0, int64_t c1) {
+    thread_local std::vector<T> plane;  // one sample's batch-norm output (H, W)
+    plane.resize(static_cast<size_t>(spatial));
+    for (int64_t ch = c0; ch < c1; ++ch) {
+      const T* x = in + ch * spatial;
+      scale[ch] = train_statistics(mean + ch, var + ch, invstd + ch, x, stride, gamma[ch], d.n,
+                                   spatial, eps);
+      for (int64_t i = 0; i < d.n; ++i) {
+        affine_rows(plane.data(), x + i * stride, mean[ch], scale[ch], beta[ch], 1, 0, spatial);
+        T* o = out + i * out_stride + ch * pooled;
+        max_pool2d_forward_plane(o, argmax + i * out_stride + ch * pooled, plane.data(), d);
+        relu_forward(o, o, pooled);
+      }
+    }
+  });
+}
+
+template <typename T>
+void batch_norm_relu_pool_backward_train(T* d_in, T* d_gamma, T* d_beta, const T* d_out,
+                                         const T* out, const int32_t* argmax, const T* in,
+                                         const T* mean, const T* invstd, const T* gamma,
+                                         const Pool2dDims& d) {
+  const int64_t spatial = d.h * d.w, pooled = d.oh * d.ow;
+  const int64_t stride = d.c * spatial, out_stride = d.c * pooled;
+  parallel_for(d.c, parallel_grain(d.n * spatial), [&](int64_t c0, int64_t c1) {
+    thread_local std::vector<T> d_norm, d_pool;  // (N, H, W) of one channel; (OH, OW)
+    d_norm.resize(static_cast<size_t>(d.n * spatial));
+    d_pool.resize(static_cast<size_t>(pooled));
+    for (int64_t ch = c0; ch < c1; ++ch) {
+      for (int64_t i = 0; i < d.n; ++i) {
+        const int64_t at = i * out_stride + ch * pooled;
+        relu_backward(d_pool.data(), d_out + at, out + at, pooled);
+        max_pool2d_backward_plane(d_norm.data() + i * spatial, d_pool.data(), argmax + at, d);
+      }
+      const int64_t offset = ch * spatial;
+      backward_train_channel(d_in + offset, d_gamma ? d_gamma + ch : nullptr,
+                             d_beta ? d_beta + ch : nullptr, d_norm.data(), spatial, in + offset,
+                             stride, mean[ch], invstd[ch], gamma[ch], d.n, spatial);
+    }
+  });
+}
+
+template void batch_norm_relu_pool_forward_train<float>(float*, int32_t*, float*, float*, float*,
+                                                        float*, const float*, const float*,
+                                                        const float*, const Pool2dDims&, double);
+template void batch_norm_relu_pool_backward_train<float>(float*, float*, float*, const float*,
+                                                         const float*, const int32_t*, const float*,
+                                                         const float*, const float*, const float*,
+                                                         const Pool2dDims&);
+
+bool BatchNorm::forward_relu_pool(Tensor& out, MaxPool2d& pool, const Tensor& in, Mode mode) {
+  if (mode != Mode::kTrain || statistics_frozen_ || in.ndim() != 4) return false;
+  const Shape& shape = in.shape();
+  output_shape(shape);  // throws on a wrong channel count
+  const Pool2dDims d = pool.dims(shape);
+  check_shape(out, {d.n, d.c, d.oh, d.ow}, (kind() + ": pooled output").c_str());
+  begin_training(shape);
+  scale_.resize({d.c});
+  batch_norm_relu_pool_forward_train(out.data(), pool.plan_argmax(shape), mean_.data(), var_.data(),
+                                     invstd_.data(), scale_.data(), in.data(), weight_.value.data(),
+                                     bias_.value.data(), d, options_.eps);
+  end_training(shape);
+  return true;
+}
+
+void BatchNorm::backward_relu_pool(Tensor& d_in, const Tensor& d_out, const MaxPool2d& pool,
+                                   const Tensor& in, const Tensor& out) {
+  SN_CHECK(has_forward_ && last_mode_ == Mode::kTrain && scale_.numel() == in.dim(1),
+           "{}: backward_relu_pool called before forward_relu_pool", kind());
+  const Pool2dDims d = pool.dims(in.shape());
+  const int32_t* argmax = pool.saved_argmax(in.shape());
+  check_shape(d_out, {d.n, d.c, d.oh, d.ow}, (kind() + ": gradient of the pooled output").c_str());
+  check_shape(out, d_out.shape(), (kind() + ": pooled output").c_str());
+  check_shape(d_in, in.shape(), (kind() + ": gradient of the input").c_str());
+  batch_norm_relu_pool_backward_train(d_in.data(), weight_.grad.data(), bias_.grad.data(),
+                                      d_out.data(), out.data(), argmax, in.data(), mean_.data(),
+                                      invstd_.data(), weight_.value.data(), d);
+}
+
+void BatchNorm::unpooled_output(Tensor& out, const Tensor& in) const {
+  SN_CHECK(in.ndim() == 4 && scale_.numel() == in.dim(1),
+           "{}: unpooled_output called before forward_relu_pool", kind());
+  check_shape(out, in.shape(), (kind() + ": output").c_str());
+  const int64_t n = in.dim(0), c = in.dim(1), spatial = in.dim(2) * in.dim(3);
+  parallel_for(c, parallel_grain(n * spatial), [&](int64_t c0, int64_t c1) {
+    for (int64_t ch = c0; ch < c1; ++ch)
+      affine_rows(out.data() + ch * spatial, in.data() + ch * spatial, mean_[ch], scale_[ch],
+                  bias_.value[ch], n, c * spatial, spatial);
+  });
+}
+
+}  // namespace scratchnet

@@ -1,0 +1,314 @@
+// batch_norm_sums.h — the per-channel pieces that batch_norm.cpp and batch_norm_pool.cpp
+// share (private to src/): sums, statistics, the affine map and the training backward.
+//
+// A channel is N rows of `spatial` contiguous values, row i at a + i * stride. Every sum is
+// taken in double, in an order that depends only on N and `spatial` (never on the thread
+// count or on where the rows live), so a channel copied elsewhere sums to the same bits.
+// The vector paths, chosen by gemm_isa(), give the scalar loops' bits: the files that include
+// this header are compiled with -ffp-contract=off (CMakeLists.txt), so that no multiply and
+// add become one instruction.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <string_view>
+#include <type_traits>
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#endif
+
+#include "scratchnet/kernels/gemm.h"
+
+namespace scratchnet::batch_norm_sums {
+
+constexpr int kLanes = 8;  // independent partial sums, so the reductions vectorise
+
+// The kLanes partial sums combined in a fixed tree.
+inline double combine_lanes(const double* l) {
+  return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+}
+
+// sum_{i < len} term(i) in double: kLanes partial sums combined by combine_lanes, then the
+// tail. The order depends only on len, never on the thread count.
+template <typename F>
+double lane_sum(int64_t len, F term) {
+  double acc[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= len; i += kLanes)
+    for (int l = 0; l < kLanes; ++l) acc[l] += term(i + l);
+  double s = combine_lanes(acc);
+  for (; i < len; ++i) s += term(i);
+  return s;
+}
+
+// What channel_sum adds up per value: x, (x - center)^2 or x * (y - center), in double.
+enum class Term { kValue, kSquare, kProduct };
+
+template <Term kTerm, typename T>
+double term_of(const T* a, const T* b, double center, int64_t s) {
+  const double x = static_cast<double>(a[s]);
+  if constexpr (kTerm == Term::kValue) {
+    return x;
+  } else if constexpr (kTerm == Term::kSquare) {
+    const double d = x - center;
+    return d * d;
+  } else {
+    return x * (static_cast<double>(b[s]) - center);
+  }
+}
+
+#if defined(__x86_64__) || defined(_M_X64)
+
+// The vector versions below compute term_of with separate multiplies and adds (no fused
+// multiply-add), so every lane rounds as the scalar code does, and keep lane_sum's kLanes
+// partial sums for four rows at a time (independent chains of additions); each row's sum is
+// added to the total in row order, so the results have the same bits as the scalar loop.
+constexpr int kRows = 4;
+
+// Row pointers for rows i .. i + kRows of a and b; spare chains repeat the last row.
+template <typename T>
+int row_block(const T** ar, const T** br, const T* a, int64_t a_stride, const T* b,
+              int64_t b_stride, int64_t i, int64_t n) {
+  const int rows = static_cast<int>(std::min<int64_t>(kRows, n - i));
+  for (int r = 0; r < kRows; ++r) {
+    const int64_t row = i + std::min(r, rows - 1);
+    ar[r] = a + row * a_stride;
+    br[r] = b ? b + row * b_stride : nullptr;
+  }
+  return rows;
+}
+
+// term_of for 4 consecutive floats (half of the kLanes lanes) with AVX2.
+template <Term kTerm>
+__attribute__((target("avx2"))) inline __m256d term4(const float* a, const float* b, __m256d c) {
+  const __m256d x = _mm256_cvtps_pd(_mm_loadu_ps(a));
+  if constexpr (kTerm == Term::kValue) {
+    return x;
+  } else if constexpr (kTerm == Term::kSquare) {
+    const __m256d d = _mm256_sub_pd(x, c);
+    return _mm256_mul_pd(d, d);
+  } else {
+    return _mm256_mul_pd(x, _mm256_sub_pd(_mm256_cvtps_pd(_mm_loadu_ps(b)), c));
+  }
+}
+
+template <Term kTerm>
+__attribute__((target("avx2"))) double channel_sum_avx2(const float* a, int64_t a_stride,
+                                                        const float* b, int64_t b_stride,
+                                                        double center, int64_t n, int64_t spatial) {
+  const __m256d c = _mm256_set1_pd(center);
+  double total = 0;
+  for (int64_t i = 0; i < n; i += kRows) {
+    const float* ar[kRows];
+    const float* br[kRows];
+    const int rows = row_block(ar, br, a, a_stride, b, b_stride, i, n);
+    __m256d lo[kRows], hi[kRows];
+    for (int r = 0; r < kRows; ++r) lo[r] = hi[r] = _mm256_setzero_pd();
+    int64_t s = 0;
+    for (; s + kLanes <= spatial; s += kLanes)
+      for (int r = 0; r < kRows; ++r) {
+        lo[r] = _mm256_add_pd(lo[r], term4<kTerm>(ar[r] + s, br[r] ? br[r] + s : nullptr, c));
+        hi[r] =
+            _mm256_add_pd(hi[r], term4<kTerm>(ar[r] + s + 4, br[r] ? br[r] + s + 4 : nullptr, c));
+      }
+    for (int r = 0; r < rows; ++r) {
+      alignas(32) double l[kLanes];
+      _mm256_store_pd(l, lo[r]);
+      _mm256_store_pd(l + 4, hi[r]);
+      double v = combine_lanes(l);
+      for (int64_t t = s; t < spatial; ++t) v += term_of<kTerm>(ar[r], br[r], center, t);
+      total += v;
+    }
+  }
+  return total;
+}
+
+// term_of for kLanes = 8 consecutive floats with AVX-512.
+template <Term kTerm>
+__attribute__((target("avx512f"))) inline __m512d term8(const float* a, const float* b, __m512d c) {
+  const __m512d x = _mm512_maskz_cvtps_pd(0xFF, _mm256_loadu_ps(a));
+  if constexpr (kTerm == Term::kValue) {
+    return x;
+  } else if constexpr (kTerm == Term::kSquare) {
+    const __m512d d = _mm512_sub_pd(x, c);
+    return _mm512_mul_pd(d, d);
+  } else {
+    return _mm512_mul_pd(x, _mm512_sub_pd(_mm512_maskz_cvtps_pd(0xFF, _mm256_loadu_ps(b)), c));
+  }
+}
+
+template <Term kTerm>
+__attribute__((target("avx512f"))) double channel_sum_avx512(const float* a, int64_t a_stride,
+                                                             const float* b, int64_t b_stride,
+                                                             double center, int64_t n,
+                                                             int64_t spatial) {
+  const __m512d c = _mm512_set1_pd(center);
+  double total = 0;
+  for (int64_t i = 0; i < n; i += kRows) {
+    const float* ar[kRows];
+    const float* br[kRows];
+    const int rows = row_block(ar, br, a, a_stride, b, b_stride, i, n);
+    __m512d acc[kRows];
+    for (int r = 0; r < kRows; ++r) acc[r] = _mm512_setzero_pd();
+    int64_t s = 0;
+    for (; s + kLanes <= spatial; s += kLanes)
+      for (int r = 0; r < kRows; ++r)
+        acc[r] = _mm512_add_pd(acc[r], term8<kTerm>(ar[r] + s, br[r] ? br[r] + s : nullptr, c));
+    for (int r = 0; r < rows; ++r) {
+      alignas(64) double l[kLanes];
+      _mm512_store_pd(l, acc[r]);
+      double v = combine_lanes(l);
+      for (int64_t t = s; t < spatial; ++t) v += term_of<kTerm>(ar[r], br[r], center, t);
+      total += v;
+    }
+  }
+  return total;
+}
+
+// affine_rows' and backward_train_channel's element-wise rows with AVX-512: the same
+// operations in the same order per value (no fused multiply-add), so the same bits.
+__attribute__((target("avx512f"))) inline void affine_row_avx512(float* y, const float* x,
+                                                                 float center, float scale,
+                                                                 float shift, int64_t len,
+                                                                 bool relu) {
+  const __m512 c = _mm512_set1_ps(center), sc = _mm512_set1_ps(scale), sh = _mm512_set1_ps(shift);
+  const __m512 zero = _mm512_setzero_ps();
+  for (int64_t s = 0; s < len; s += 16) {
+    const __mmask16 m = len - s >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (len - s)) - 1u);
+    __m512 v = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + s), c);
+    v = _mm512_add_ps(_mm512_mul_ps(v, sc), sh);
+    if (relu) v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, zero, _CMP_LT_OQ), zero);
+    _mm512_mask_storeu_ps(y + s, m, v);
+  }
+}
+
+__attribute__((target("avx512f"))) inline void backward_row_avx512(float* dx, const float* dy,
+                                                                   const float* x, float k, float a,
+                                                                   float b, float mean,
+                                                                   int64_t len) {
+  const __m512 vk = _mm512_set1_ps(k), va = _mm512_set1_ps(a), vb = _mm512_set1_ps(b);
+  const __m512 vm = _mm512_set1_ps(mean);
+  for (int64_t s = 0; s < len; s += 16) {
+    const __mmask16 m = len - s >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (len - s)) - 1u);
+    const __m512 g = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, dy + s), va);
+    const __m512 d = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + s), vm), vb);
+    _mm512_mask_storeu_ps(dx + s, m, _mm512_mul_ps(vk, _mm512_sub_ps(g, d)));
+  }
+}
+
+#endif
+
+// The sum over a channel's N rows (in order) of lane_sum over each row of term_of: row i of
+// a at a + i * a_stride, of b (kProduct only) at b + i * b_stride.
+template <Term kTerm, typename T>
+double channel_sum(const T* a, int64_t a_stride, const T* b, int64_t b_stride, double center,
+                   int64_t n, int64_t spatial) {
+#if defined(__x86_64__) || defined(_M_X64)
+  if constexpr (std::is_same_v<T, float>) {  // the instruction set the kernels use (gemm.h)
+    const std::string_view isa = gemm_isa();
+    if (isa == "avx512")
+      return channel_sum_avx512<kTerm>(a, a_stride, b, b_stride, center, n, spatial);
+    if (isa == "avx2") return channel_sum_avx2<kTerm>(a, a_stride, b, b_stride, center, n, spatial);
+  }
+#endif
+  double total = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const T* ar = a + i * a_stride;
+    const T* br = b ? b + i * b_stride : nullptr;
+    total += lane_sum(spatial, [&](int64_t s) { return term_of<kTerm>(ar, br, center, s); });
+  }
+  return total;
+}
+
+// The two sums a channel's backward needs: sum(d_out) and sum(d_out * (in - center)).
+template <typename T>
+void backward_sums(double& sum_dy, double& sum_dy_xc, const T* d_out, int64_t d_stride, const T* in,
+                   int64_t in_stride, double center, int64_t n, int64_t spatial) {
+  sum_dy = channel_sum<Term::kValue, T>(d_out, d_stride, nullptr, 0, 0.0, n, spatial);
+  sum_dy_xc = channel_sum<Term::kProduct, T>(d_out, d_stride, in, in_stride, center, n, spatial);
+}
+
+// The batch statistics of one channel, rows at in + i * stride: *mean, *var (biased) and
+// *invstd = 1 / sqrt(var + eps), computed in double in two passes (the mean, then the squared
+// deviations from it: no cancellation). Returns the forward's factor gamma * invstd, rounded
+// once from double.
+template <typename T>
+T train_statistics(T* mean, T* var, T* invstd, const T* in, int64_t stride, T gamma, int64_t n,
+                   int64_t spatial, double eps) {
+  const double count = static_cast<double>(n * spatial);
+  const double m = channel_sum<Term::kValue, T>(in, stride, nullptr, 0, 0.0, n, spatial) / count;
+  const double v = channel_sum<Term::kSquare, T>(in, stride, nullptr, 0, m, n, spatial) / count;
+  const double is = 1.0 / std::sqrt(v + eps);
+  *mean = static_cast<T>(m);
+  *var = static_cast<T>(v);
+  *invstd = static_cast<T>(is);
+  return static_cast<T>(static_cast<double>(gamma) * is);
+}
+
+// out = (in - center) * scale + shift over one channel's N rows (with relu, max(that, 0)).
+template <typename T>
+void affine_rows(T* out, const T* in, T center, T scale, T shift, int64_t n, int64_t stride,
+                 int64_t spatial, bool relu = false) {
+#if defined(__x86_64__) || defined(_M_X64)
+  if constexpr (std::is_same_v<T, float>) {
+    if (std::string_view(gemm_isa()) == "avx512") {
+      for (int64_t i = 0; i < n; ++i)
+        affine_row_avx512(out + i * stride, in + i * stride, center, scale, shift, spatial, relu);
+      return;
+    }
+  }
+#endif
+  for (int64_t i = 0; i < n; ++i) {
+    const T* x = in + i * stride;
+    T* y = out + i * stride;
+    if (relu) {
+      for (int64_t s = 0; s < spatial; ++s) {
+        const T v = (x[s] - center) * scale + shift;
+        y[s] = v < T(0) ? T(0) : v;  // as relu_forward
+      }
+    } else {
+      for (int64_t s = 0; s < spatial; ++s) y[s] = (x[s] - center) * scale + shift;
+    }
+  }
+}
+
+// The training backward of one channel (batch_norm_backward_train), its gradient rows at
+// d_out + i * d_stride and its input rows at in + i * stride: adds to *d_beta and *d_gamma
+// (either may be null) and writes d_in's rows (at d_in + i * stride).
+template <typename T>
+void backward_train_channel(T* d_in, T* d_gamma, T* d_beta, const T* d_out, int64_t d_stride,
+                            const T* in, int64_t stride, T mean, T invstd, T gamma, int64_t n,
+                            int64_t spatial) {
+  const double count = static_cast<double>(n * spatial);
+  const double is = static_cast<double>(invstd);
+  double sum_dy, sum_dy_xc;
+  backward_sums(sum_dy, sum_dy_xc, d_out, d_stride, in, stride, static_cast<double>(mean), n,
+                spatial);
+  if (d_beta) *d_beta += static_cast<T>(sum_dy);
+  if (d_gamma) *d_gamma += static_cast<T>(sum_dy_xc * is);
+  // d_in = k * (d_out - a - (x - mean) * b) with k = gamma * invstd, a = mean(d_out),
+  // b = mean(d_out * x_hat) * invstd.
+  const T k = static_cast<T>(static_cast<double>(gamma) * is);
+  const T a = static_cast<T>(sum_dy / count);
+  const T b = static_cast<T>(sum_dy_xc * is * is / count);
+#if defined(__x86_64__) || defined(_M_X64)
+  if constexpr (std::is_same_v<T, float>) {
+    if (std::string_view(gemm_isa()) == "avx512") {
+      for (int64_t i = 0; i < n; ++i)
+        backward_row_avx512(d_in + i * stride, d_out + i * d_stride, in + i * stride, k, a, b, mean,
+                            spatial);
+      return;
+    }
+  }
+#endif
+  for (int64_t i = 0; i < n; ++i) {
+    const T* dy = d_out + i * d_stride;
+    const T* x = in + i * stride;
+    T* dx = d_in + i * stride;
+    for (int64_t s = 0; s < spatial; ++s) dx[s] = k * ((dy[s] - a) - (x[s] - mean) * b);
+  }
+}
+
+}  // namespace scratchnet::batch_norm_sums
