@@ -21,15 +21,12 @@ void avg_pool2d_forward(T* out, const T* in, const Pool2dDims& d) {
       const T* src = in + p * plane_in;  // (H, W)
       T* dst = out + p * plane_out;      // (OH, OW)
       for (int64_t oy = 0; oy < d.oh; ++oy) {
-        const int64_t y0 = oy * d.stride - d.padding;
-        const int64_t ya = std::max<int64_t>(y0, 0), yb = std::min(y0 + d.k, d.h);
         for (int64_t ox = 0; ox < d.ow; ++ox) {
-          const int64_t x0 = ox * d.stride - d.padding;
-          const int64_t xa = std::max<int64_t>(x0, 0), xb = std::min(x0 + d.k, d.w);
+          const Pool2dDims::Window win = d.window(oy, ox);
           T sum = 0;
-          for (int64_t y = ya; y < yb; ++y) {
+          for (int64_t y = win.y0; y < win.y1; ++y) {
             const T* row = src + y * d.w;
-            for (int64_t x = xa; x < xb; ++x) sum += row[x];
+            for (int64_t x = win.x0; x < win.x1; ++x) sum += row[x];
           }
           dst[oy * d.ow + ox] = sum / divisor;
         }
@@ -51,15 +48,12 @@ void avg_pool2d_backward(T* d_in, const T* d_out, const Pool2dDims& d) {
       const T* src = d_out + p * plane_out;  // (OH, OW)
       std::fill(dst, dst + plane_in, T(0));
       for (int64_t oy = 0; oy < d.oh; ++oy) {
-        const int64_t y0 = oy * d.stride - d.padding;
-        const int64_t ya = std::max<int64_t>(y0, 0), yb = std::min(y0 + d.k, d.h);
         for (int64_t ox = 0; ox < d.ow; ++ox) {
-          const int64_t x0 = ox * d.stride - d.padding;
-          const int64_t xa = std::max<int64_t>(x0, 0), xb = std::min(x0 + d.k, d.w);
+          const Pool2dDims::Window win = d.window(oy, ox);
           const T share = src[oy * d.ow + ox] / divisor;
-          for (int64_t y = ya; y < yb; ++y) {
+          for (int64_t y = win.y0; y < win.y1; ++y) {
             T* row = dst + y * d.w;
-            for (int64_t x = xa; x < xb; ++x) row[x] += share;
+            for (int64_t x = win.x0; x < win.x1; ++x) row[x] += share;
           }
         }
       }

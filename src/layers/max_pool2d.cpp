@@ -18,7 +18,7 @@
 namespace scratchnet {
 
 // Each (n, c) plane is independent, so planes are split across threads. For one output the
-// window rows [ya, yb) and columns [xa, xb) are clipped to the input: the -inf padding can
+// window is clipped to the input (Pool2dDims::window): the -inf padding can
 // never win, and with padding <= K/2 the clipped window is never empty. The scan starts at
 // -inf with the first real element as the provisional winner and takes strictly greater
 // values (or NaN), which keeps the first maximum in row-major order, as PyTorch does.
@@ -133,16 +133,13 @@ void max_pool2d_forward_plane(T* out, int32_t* argmax, const T* in, const Pool2d
   }
 #endif
   for (int64_t oy = 0; oy < d.oh; ++oy) {
-    const int64_t y0 = oy * d.stride - d.padding;
-    const int64_t ya = std::max<int64_t>(y0, 0), yb = std::min(y0 + d.k, d.h);
     for (int64_t ox = 0; ox < d.ow; ++ox) {
-      const int64_t x0 = ox * d.stride - d.padding;
-      const int64_t xa = std::max<int64_t>(x0, 0), xb = std::min(x0 + d.k, d.w);
+      const Pool2dDims::Window win = d.window(oy, ox);
       T best = -std::numeric_limits<T>::infinity();
-      int64_t best_at = ya * d.w + xa;
-      for (int64_t y = ya; y < yb; ++y) {
+      int64_t best_at = win.y0 * d.w + win.x0;
+      for (int64_t y = win.y0; y < win.y1; ++y) {
         const T* row = in + y * d.w;
-        for (int64_t x = xa; x < xb; ++x) {
+        for (int64_t x = win.x0; x < win.x1; ++x) {
           if (row[x] > best || std::isnan(row[x])) {
             best = row[x];
             best_at = y * d.w + x;

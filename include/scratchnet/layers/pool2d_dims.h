@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 
@@ -25,6 +26,17 @@ struct Pool2dDims {
   int64_t n, c, h, w;  // input
   int64_t oh, ow;      // output
   int64_t k, stride, padding;
+
+  // The input rows [y0, y1) and columns [x0, x1) under output (oy, ox)'s window, clipped to
+  // the input (never empty: padding <= K/2).
+  struct Window {
+    int64_t y0, y1, x0, x1;
+  };
+  Window window(int64_t oy, int64_t ox) const {
+    const int64_t y = oy * stride - padding, x = ox * stride - padding;
+    return {std::max<int64_t>(y, 0), std::min(y + k, h), std::max<int64_t>(x, 0),
+            std::min(x + k, w)};
+  }
 };
 
 // Throws "<kind>: kernel must be at least 1, got 0" and the like. stride 0 is accepted (it
