@@ -3,11 +3,13 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
 
 #include "scratchnet/check.h"
 #include "scratchnet/layers/batch_norm.h"
 #include "scratchnet/layers/conv2d.h"
 #include "scratchnet/layers/max_pool2d.h"
+#include "scratchnet/parallel.h"
 
 namespace scratchnet {
 
@@ -79,6 +81,28 @@ void Sequential::plan_eval_chunks() {
     for (auto& p : layers_[eval_split_]->params()) weights += p.param->value.numel();
     if (weights > eval_chunk_ * shape_numel(in)) break;
   }
+  eval_chunks_apart_ = eval_split_ > 0 && eval_chunks_stateless();
+}
+
+// Whether the layers run in chunks (as eval_layers runs them) keep no state in eval mode:
+// fused blocks, ReLU then max-pool as a pair, Conv2d, BatchNorm2d (which records the mode of
+// its last forward only when it changes, so once the first chunk ran), ReLU, and Flatten or
+// Dropout as reshapes.
+bool Sequential::eval_chunks_stateless() const {
+  Shape in = batched(eval_chunk_, sample_shape_);
+  for (size_t i = 0; i < eval_split_;) {
+    size_t step = eval_block_size(i, eval_split_, in);
+    const std::string kind = layers_[i]->kind();
+    if (step == 0 && kind == "ReLU" && i + 1 < eval_split_ && layers_[i + 1]->kind() == "MaxPool2d")
+      step = 2;
+    if (step == 0 && (kind == "Conv2d" || kind == "BatchNorm2d" || kind == "ReLU" ||
+                      ((kind == "Flatten" || kind == "Dropout") && i > 0)))
+      step = 1;
+    if (step == 0) return false;
+    i += step;
+    in = batched(eval_chunk_, out_shapes_[i - 1]);
+  }
+  return true;
 }
 
 Shape Sequential::output_shape(size_t i) const {
@@ -138,17 +162,35 @@ const Tensor& Sequential::forward(const Tensor& x, Mode mode) {
 const Tensor& Sequential::eval_forward(const Tensor& x) {
   const int64_t n = x.dim(0), chunk = eval_chunk_;
   const size_t split = eval_split_;  // layers [0, split) run in chunks
-  if (n <= chunk || split == 0) return eval_layers(x, 0, layers_.size());
+  const size_t slots = eval_chunks_apart_ ? static_cast<size_t>(num_threads()) : 1;
+  if (eval_buffers_.size() < slots) eval_buffers_.resize(slots);
+  if (n <= chunk || split == 0) return eval_layers(x, 0, layers_.size(), eval_buffers_[0]);
   const int64_t in_size = x.numel() / n, mid_size = shape_numel(out_shapes_[split - 1]);
+  const int64_t chunks = (n + chunk - 1) / chunk;
   eval_mid_.resize(batched(n, out_shapes_[split - 1]));
-  for (int64_t s0 = 0; s0 < n; s0 += chunk) {
-    const int64_t count = std::min(chunk, n - s0);
-    eval_in_.resize(batched(count, sample_shape_));
-    std::copy(x.data() + s0 * in_size, x.data() + (s0 + count) * in_size, eval_in_.data());
-    const Tensor& mid = eval_layers(eval_in_, 0, split);
+  auto run_chunk = [&](int64_t q, EvalBuffers& buf) {
+    const int64_t s0 = q * chunk, count = std::min(chunk, n - s0);
+    buf.in.resize(batched(count, sample_shape_));
+    std::copy(x.data() + s0 * in_size, x.data() + (s0 + count) * in_size, buf.in.data());
+    const Tensor& mid = eval_layers(buf.in, 0, split, buf);
     std::copy(mid.data(), mid.data() + count * mid_size, eval_mid_.data() + s0 * mid_size);
+  };
+  if (slots > 1) {
+    // The first chunk alone (its kernels on all threads: the layers record what they record
+    // once), then one slot per thread, each taking the next chunk until none is left, its
+    // kernels on that thread: a thread the machine slows down takes fewer chunks.
+    run_chunk(0, eval_buffers_[0]);
+    std::atomic<int64_t> next{1};
+    parallel_for(static_cast<int64_t>(slots), [&](int64_t begin, int64_t end) {
+      for (int64_t t = begin; t < end; ++t)
+        for (int64_t q; (q = next.fetch_add(1, std::memory_order_relaxed)) < chunks;)
+          run_chunk(q, eval_buffers_[static_cast<size_t>(t)]);
+    });
+  } else {
+    for (int64_t q = 0; q < chunks; ++q) run_chunk(q, eval_buffers_[0]);
   }
-  return split == layers_.size() ? eval_mid_ : eval_layers(eval_mid_, split, layers_.size());
+  return split == layers_.size() ? eval_mid_
+                                 : eval_layers(eval_mid_, split, layers_.size(), eval_buffers_[0]);
 }
 
 // Layers i and i + 1 (before `last`) as one into out (layer i + 1's output), when one of
@@ -179,33 +221,41 @@ bool Sequential::forward_norm_pool(size_t i, const Tensor& in) {
   return bn && pool && bn->forward_relu_pool(acts_[i + 2], *pool, in, Mode::kTrain);
 }
 
-// Conv2d, perhaps BatchNorm2d, ReLU and perhaps MaxPool2d(2) from layer i (before `last`) as
-// one, into out (Conv2d::forward_eval_fused): how many layers ran, or 0 (nothing ran) when
-// they are not such a block or the convolution has no fused path for this shape.
+// How many layers from layer i (before `last`) make a fused eval block on input shape `in`:
+// Conv2d, perhaps BatchNorm2d, ReLU and perhaps MaxPool2d(2) (Conv2d::forward_eval_fused);
+// 0 when they are not such a block or the convolution has no fused path for this shape.
+size_t Sequential::eval_block_size(size_t i, size_t last, const Shape& in) const {
+  const auto* conv = dynamic_cast<const Conv2d*>(layers_[i].get());
+  if (!conv || i + 1 >= last || !conv->has_eval_fused(in)) return 0;
+  size_t count = layers_[i + 1]->kind() == "BatchNorm2d" ? 2 : 1;  // layers so far
+  if (i + count >= last || layers_[i + count]->kind() != "ReLU") return 0;
+  ++count;
+  const auto* pool =
+      i + count < last ? dynamic_cast<const MaxPool2d*>(layers_[i + count].get()) : nullptr;
+  return count + (pool && pool->options().kernel == 2 && pool->options().stride == 2 &&
+                  pool->options().padding == 0);
+}
+
+// The block eval_block_size finds at layer i, run into out; how many layers ran (0: none).
 size_t Sequential::eval_block(size_t i, size_t last, Tensor& out, const Tensor& in) {
-  auto* conv = dynamic_cast<Conv2d*>(layers_[i].get());
-  if (!conv || i + 1 >= last || !conv->has_eval_fused(in.shape())) return 0;
+  const size_t count = eval_block_size(i, last, in.shape());
+  if (count == 0) return 0;
+  auto& conv = dynamic_cast<Conv2d&>(*layers_[i]);
   auto* bn = layers_[i + 1]->kind() == "BatchNorm2d"
                  ? dynamic_cast<BatchNorm*>(layers_[i + 1].get())
                  : nullptr;
-  size_t count = bn ? 2 : 1;  // layers in the block so far
-  if (i + count >= last || layers_[i + count]->kind() != "ReLU") return 0;
-  ++count;
-  auto* pool = i + count < last ? dynamic_cast<MaxPool2d*>(layers_[i + count].get()) : nullptr;
-  const bool pooled = pool && pool->options().kernel == 2 && pool->options().stride == 2 &&
-                      pool->options().padding == 0;
-  count += pooled;
-  Conv2dEpilogue e{.pool = pooled};
+  Conv2dEpilogue e{.pool = layers_[i + count - 1]->kind() == "MaxPool2d"};
+  thread_local std::vector<float> epilogue;  // the BatchNorm's center, scale, shift
   if (bn) {
-    const int64_t channels = conv->options().out_channels;
-    epilogue_.resize(static_cast<size_t>(3 * channels));
-    e.center = epilogue_.data();
+    const int64_t channels = conv.options().out_channels;
+    epilogue.resize(static_cast<size_t>(3 * channels));
+    e.center = epilogue.data();
     e.scale = e.center + channels;
     e.shift = e.center + 2 * channels;
-    bn->eval_affine(epilogue_.data(), epilogue_.data() + channels, epilogue_.data() + 2 * channels);
+    bn->eval_affine(epilogue.data(), epilogue.data() + channels, epilogue.data() + 2 * channels);
   }
   out.resize(batched(in.dim(0), out_shapes_[i + count - 1]));
-  conv->forward_eval_fused(out, in, e);
+  conv.forward_eval_fused(out, in, e);
   return count;
 }
 
@@ -215,12 +265,13 @@ size_t Sequential::eval_block(size_t i, size_t last, Tensor& out, const Tensor& 
 // ReLU followed by a layer that commutes with it (max-pool) runs as that layer then ReLU on
 // its smaller output, and Flatten and Dropout (the identity in eval mode) only reshape. The
 // values are those of running the layers one by one.
-const Tensor& Sequential::eval_layers(const Tensor& x, size_t first, size_t last) {
+const Tensor& Sequential::eval_layers(const Tensor& x, size_t first, size_t last,
+                                      EvalBuffers& buf) {
   const int64_t n = x.dim(0);
   const Tensor* in = &x;
-  int next = 0;  // eval_acts_[next] takes the next output
+  int next = 0;  // buf.acts[next] takes the next output
   for (size_t i = first; i < last;) {
-    Tensor& out = eval_acts_[next];
+    Tensor& out = buf.acts[next];
     Layer& layer = *layers_[i];
     if (const size_t ran = eval_block(i, last, out, *in)) {
       i += ran;
@@ -236,7 +287,7 @@ const Tensor& Sequential::eval_layers(const Tensor& x, size_t first, size_t last
     if (fused) {
       i += 2;
     } else if ((layer.kind() == "Flatten" || layer.kind() == "Dropout") && in != &x) {
-      eval_acts_[1 - next].reshape(batched(n, out_shapes_[i]));  // `in`, kept as it is
+      buf.acts[1 - next].reshape(batched(n, out_shapes_[i]));  // `in`, kept as it is
       i += 1;
       continue;
     } else {

@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "scratchnet/layers/avg_pool2d.h"
 #include "scratchnet/layers/batch_norm1d.h"
 #include "scratchnet/layers/batch_norm2d.h"
 #include "scratchnet/layers/conv2d.h"
@@ -14,6 +15,7 @@
 #include "scratchnet/layers/tanh.h"
 #include "scratchnet/loss.h"
 #include "scratchnet/model.h"
+#include "scratchnet/parallel.h"
 #include "support/error.h"
 
 namespace scratchnet {
@@ -216,6 +218,36 @@ TEST(Sequential, EvalForwardEqualsTheLayersOneByOne) {
     ASSERT_EQ(got.shape(), expected.shape()) << "n=" << n;
     EXPECT_EQ(got.to_vector(), expected.to_vector()) << "n=" << n;
   }
+}
+
+// A large eval batch runs in chunks side by side on the threads, each chunk on one thread,
+// when the chunked layers keep no state (here Conv2d, BatchNorm2d, ReLU, Flatten), and one
+// chunk after another otherwise (an average pool in them): the layers' values either way, on
+// 1, 2 and 3 threads, and the batch norm's running statistics untouched.
+TEST(Sequential, EvalChunksOnSeveralThreadsGiveTheLayersValues) {
+  const int saved = num_threads();
+  for (bool pooled : {false, true}) {
+    Sequential m;
+    m.add(Conv2d({.in_channels = 1, .out_channels = 4, .kernel = 3, .padding = 1}))
+        .add(BatchNorm2d({.num_features = 4}))
+        .add(ReLU());
+    if (pooled) m.add(AvgPool2d({.kernel = 2}));
+    const int64_t features = pooled ? 4 * 6 * 6 : 4 * 12 * 12;
+    m.add(Flatten()).add(Linear({.in_features = features, .out_features = 300}));
+    m.build({1, 12, 12});
+    m.init(Init::kPyTorch, 40);
+    randomize_running_stats(m, 41);
+    const std::vector<float> stats = m.layer(1).buffers()[0].tensor->to_vector();
+    for (int threads : {1, 2, 3}) {  // a new batch each time: no chunk is left from the last
+      Tensor x = random_tensor({600, 1, 12, 12}, 42 + threads);  // 3 chunks of up to 256
+      const std::vector<float> want = eval_one_by_one(m, x).to_vector();
+      set_num_threads(threads);
+      EXPECT_EQ(m.forward(x, Mode::kEval).to_vector(), want)
+          << "pooled=" << pooled << " threads=" << threads;
+    }
+    EXPECT_EQ(m.layer(1).buffers()[0].tensor->to_vector(), stats);
+  }
+  set_num_threads(saved);
 }
 
 // Conv2d, BatchNorm2d, ReLU with and then without MaxPool2d(2), and Conv2d, ReLU, MaxPool2d,

@@ -80,22 +80,30 @@ class Sequential {
   Fused forward_pair(size_t i, size_t last, Tensor& out, const Tensor& in, Mode mode);
   bool forward_norm_pool(size_t i, const Tensor& in);
   void plan_eval_chunks();  // eval_chunk_ and eval_split_, at build
+  // What an eval forward's chunk works in: its input and two outputs taking turns.
+  struct EvalBuffers {
+    Tensor in, acts[2];
+  };
   const Tensor& eval_forward(const Tensor& x);
-  const Tensor& eval_layers(const Tensor& x, size_t first, size_t last);
+  const Tensor& eval_layers(const Tensor& x, size_t first, size_t last, EvalBuffers& buf);
+  size_t eval_block_size(size_t i, size_t last, const Shape& in) const;
+  bool eval_chunks_stateless() const;
   size_t eval_block(size_t i, size_t last, Tensor& out, const Tensor& in);
   // A chunk of an eval forward holds about this many floats of the largest activation.
   static constexpr int64_t kEvalChunkFloats = int64_t{1} << 20;
 
   std::vector<std::unique_ptr<Layer>> layers_;
   Shape sample_shape_;
-  std::vector<Shape> out_shapes_;  // per sample, one per layer
-  std::vector<Tensor> acts_;       // acts_[i] output of layer i
-  std::vector<Tensor> d_acts_;     // d_acts_[i] gradient for the input of layer i
-  Tensor eval_acts_[2];            // an eval forward's outputs, alternating
-  Tensor eval_in_, eval_mid_;      // a chunk of an eval forward's input; the chunks' outputs
-  std::vector<float> epilogue_;    // a fused eval block's BatchNorm: center, scale, shift
-  int64_t eval_chunk_ = 0;         // samples per chunk of a large eval batch
-  size_t eval_split_ = 0;          // layers [0, eval_split_) run in chunks
+  std::vector<Shape> out_shapes_;          // per sample, one per layer
+  std::vector<Tensor> acts_;               // acts_[i] output of layer i
+  std::vector<Tensor> d_acts_;             // d_acts_[i] gradient for the input of layer i
+  std::vector<EvalBuffers> eval_buffers_;  // one per thread that runs chunks
+  Tensor eval_mid_;                        // the chunks' outputs
+  int64_t eval_chunk_ = 0;                 // samples per chunk of a large eval batch
+  size_t eval_split_ = 0;                  // layers [0, eval_split_) run in chunks
+  // Those layers are fused blocks and reshapes only, which keep no state: the chunks run on
+  // the threads side by side, each chunk's kernels on one thread.
+  bool eval_chunks_apart_ = false;
   // Layer i and i + 1 ran as one in the last training forward: ReLU then a layer that
   // commutes with it, or a layer then ReLU; layer i's output was not written. kNormReluPool:
   // layers i to i + 2 (BatchNorm2d, ReLU, MaxPool2d), only the last one's output written.

@@ -202,8 +202,10 @@ void BatchNorm::run_forward(Tensor& out, const Tensor& in, Mode mode, bool relu)
   }
   batch_norm_forward_eval(out.data(), in.data(), running_mean_.data(), running_var_.data(),
                           weight_.value.data(), bias_.value.data(), n, c, spatial, eps, relu);
-  has_forward_ = true;
-  last_mode_ = mode;
+  if (!has_forward_ || last_mode_ != mode) {  // written only on a change: eval forwards on
+    has_forward_ = true;                      // other threads then only read them
+    last_mode_ = mode;
+  }
 }
 
 void BatchNorm::backward(Tensor& d_in, const Tensor& d_out, const Tensor& in,
