@@ -209,7 +209,7 @@ Sequential::Fused Sequential::forward_pair(size_t i, size_t last, Tensor& out, c
   return Fused::kNone;
 }
 
-// BatchNorm2d, ReLU and MaxPool2d from layer i as one in training (BatchNorm::forward_relu_pool),
+// BatchNorm2d, ReLU and MaxPool2d from layer i as one in training (BatchNorm::train_relu_pool),
 // into acts_[i + 2]; false, having run nothing, when they are not such a block or the batch
 // norm does not use the batch statistics.
 bool Sequential::forward_norm_pool(size_t i, const Tensor& in) {
@@ -218,7 +218,7 @@ bool Sequential::forward_norm_pool(size_t i, const Tensor& in) {
     return false;
   auto* bn = dynamic_cast<BatchNorm*>(layers_[i].get());
   auto* pool = dynamic_cast<MaxPool2d*>(layers_[i + 2].get());
-  return bn && pool && bn->forward_relu_pool(acts_[i + 2], *pool, in, Mode::kTrain);
+  return bn && pool && bn->train_relu_pool(acts_[i + 2], *pool, in);
 }
 
 // How many layers from layer i (before `last`) make a fused eval block on input shape `in`:

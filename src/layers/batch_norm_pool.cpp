@@ -75,8 +75,8 @@ template void batch_norm_relu_pool_backward_train<float>(float*, float*, float*,
                                                          const float*, const float*, const float*,
                                                          const Pool2dDims&);
 
-bool BatchNorm::forward_relu_pool(Tensor& out, MaxPool2d& pool, const Tensor& in, Mode mode) {
-  if (mode != Mode::kTrain || statistics_frozen_ || in.ndim() != 4) return false;
+bool BatchNorm::train_relu_pool(Tensor& out, MaxPool2d& pool, const Tensor& in) {
+  if (statistics_frozen_ || in.ndim() != 4) return false;
   const Shape& shape = in.shape();
   output_shape(shape);  // throws on a wrong channel count
   const Pool2dDims d = pool.dims(shape);
@@ -93,7 +93,7 @@ bool BatchNorm::forward_relu_pool(Tensor& out, MaxPool2d& pool, const Tensor& in
 void BatchNorm::backward_relu_pool(Tensor& d_in, const Tensor& d_out, const MaxPool2d& pool,
                                    const Tensor& in, const Tensor& out) {
   SN_CHECK(has_forward_ && last_mode_ == Mode::kTrain && scale_.numel() == in.dim(1),
-           "{}: backward_relu_pool called before forward_relu_pool", kind());
+           "{}: backward_relu_pool called before train_relu_pool", kind());
   const Pool2dDims d = pool.dims(in.shape());
   const int32_t* argmax = pool.saved_argmax(in.shape());
   check_shape(d_out, {d.n, d.c, d.oh, d.ow}, (kind() + ": gradient of the pooled output").c_str());
@@ -106,7 +106,7 @@ void BatchNorm::backward_relu_pool(Tensor& d_in, const Tensor& d_out, const MaxP
 
 void BatchNorm::unpooled_output(Tensor& out, const Tensor& in) const {
   SN_CHECK(in.ndim() == 4 && scale_.numel() == in.dim(1),
-           "{}: unpooled_output called before forward_relu_pool", kind());
+           "{}: unpooled_output called before train_relu_pool", kind());
   check_shape(out, in.shape(), (kind() + ": output").c_str());
   const int64_t n = in.dim(0), c = in.dim(1), spatial = in.dim(2) * in.dim(3);
   parallel_for(c, parallel_grain(n * spatial), [&](int64_t c0, int64_t c1) {

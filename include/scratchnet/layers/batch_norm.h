@@ -103,16 +103,16 @@ class BatchNorm : public Layer {
   void forward(Tensor& out, const Tensor& in, Mode mode) override;
   void backward(Tensor& d_in, const Tensor& d_out, const Tensor& in, const Tensor& out) override;
   bool forward_relu(Tensor& out, const Tensor& in, Mode mode) override;  // backward reads no `out`
-  // BatchNorm2d in training, then ReLU, then `pool`, as one (batch_norm_relu_pool_forward_train)
+  // A training forward, then ReLU, then `pool`, as one (batch_norm_relu_pool_forward_train)
   // into out, the pool's output; the pool keeps the winners for backward_relu_pool. False,
-  // having run nothing, when the batch statistics are not used (eval mode or frozen) or `in`
-  // is not (N, C, H, W).
-  bool forward_relu_pool(Tensor& out, MaxPool2d& pool, const Tensor& in, Mode mode);
-  // The backward of the three after forward_relu_pool: d_in (N, C, H, W) from d_out, the
+  // having run nothing, when the statistics are frozen (training then uses the running ones)
+  // or `in` is not (N, C, H, W).
+  bool train_relu_pool(Tensor& out, MaxPool2d& pool, const Tensor& in);
+  // The backward of the three after train_relu_pool: d_in (N, C, H, W) from d_out, the
   // gradient for the pool's output `out`.
   void backward_relu_pool(Tensor& d_in, const Tensor& d_out, const MaxPool2d& pool,
                           const Tensor& in, const Tensor& out);
-  // The output forward_relu_pool did not write, from its batch statistics (nothing updated):
+  // The output train_relu_pool did not write, from its batch statistics (nothing updated):
   // for a backward that stops between the three layers and needs them one by one.
   void unpooled_output(Tensor& out, const Tensor& in) const;
   // Eval mode as out = (in - center) * scale + shift per channel, each (C), with the values
@@ -151,7 +151,7 @@ class BatchNorm : public Layer {
   Parameter weight_, bias_;
   Tensor running_mean_, running_var_, num_batches_tracked_;
   Tensor mean_, var_, invstd_;  // (C) batch statistics of the last training forward
-  Tensor scale_;                // (C) gamma * invstd of the last forward_relu_pool
+  Tensor scale_;                // (C) gamma * invstd of the last train_relu_pool
   bool has_forward_ = false, statistics_frozen_ = false;
   Mode last_mode_ = Mode::kTrain;
 };

@@ -38,7 +38,7 @@ template <typename T>
 void max_pool2d_backward(T* d_in, const T* d_out, const int32_t* argmax, const Pool2dDims& d);
 
 // One (H, W) plane of each (d.n and d.c are not read), for fused kernels that pool planes
-// they just computed (BatchNorm::forward_relu_pool). Instantiated for float.
+// they just computed (BatchNorm::train_relu_pool). Instantiated for float.
 template <typename T>
 void max_pool2d_forward_plane(T* out, int32_t* argmax, const T* in, const Pool2dDims& d);
 template <typename T>
@@ -65,7 +65,7 @@ class MaxPool2d : public Layer {
   // The sizes of a pooling of input shape `in`; throws as output_shape does.
   Pool2dDims dims(const Shape& in) const;
   // The winners' buffer (N, C, OH, OW) for a forward on input shape `in`, sized and marked as
-  // that forward's: for a fused forward that pools for this layer (BatchNorm::forward_relu_pool).
+  // that forward's: for a fused forward that pools for this layer (BatchNorm::train_relu_pool).
   int32_t* plan_argmax(const Shape& in);
   // The winners of the last forward, which must have been on input shape `in` (else throws).
   const int32_t* saved_argmax(const Shape& in) const;
