@@ -13,6 +13,18 @@
 
 namespace scratchnet {
 
+namespace {
+
+// a and b, of the same size, trade their values; each keeps its shape.
+void trade_storage(Tensor& a, Tensor& b) {
+  Shape a_shape = a.shape(), b_shape = b.shape();
+  std::swap(a, b);
+  a.reshape(std::move(a_shape));
+  b.reshape(std::move(b_shape));
+}
+
+}  // namespace
+
 Sequential& Sequential::add(std::unique_ptr<Layer> layer) {
   SN_CHECK(layer != nullptr, "Sequential::add: layer is null");
   layers_.push_back(std::move(layer));
@@ -138,12 +150,19 @@ const Tensor& Sequential::forward(const Tensor& x, Mode mode) {
   plan(x.dim(0));
   input_ = &x;
   // BatchNorm2d, ReLU, MaxPool2d run as one (forward_norm_pool), pairs with ReLU as one
-  // (forward_pair); backward knows them by fused_.
+  // (forward_pair), and Flatten takes its input's values without a copy; backward knows them
+  // by fused_.
   fused_.assign(layers_.size(), Fused::kNone);
   for (size_t i = 0; i < layers_.size(); ++i) {
     if (forward_norm_pool(i, *in)) {
       fused_[i] = Fused::kNormReluPool;
       in = &acts_[i += 2];
+      continue;
+    }
+    if (i > 0 && layers_[i]->kind() == "Flatten") {  // a reshape: no copy
+      trade_storage(acts_[i], acts_[i - 1]);
+      fused_[i] = Fused::kReshape;
+      in = &acts_[i];
       continue;
     }
     if (i + 1 < layers_.size()) {
@@ -310,6 +329,11 @@ const Tensor& Sequential::backward(const Tensor& d_out, size_t down_to, bool inp
   const Tensor* d = &d_out;
   SN_CHECK(down_to < layers_.size(), "model backward: no layer {} to stop at in a model of {}",
            down_to, layers_.size());
+  for (size_t i = 0; i < layers_.size(); ++i)  // a backward before: Flatten's output again
+    if (fused_[i] == Fused::kReshapeBack) {
+      trade_storage(acts_[i], acts_[i - 1]);
+      fused_[i] = Fused::kReshape;
+    }
   for (size_t i = layers_.size(); i-- > down_to;) {
     if (i >= 2 && fused_[i - 2] == Fused::kNormReluPool) {
       const size_t f = i - 2;
@@ -327,6 +351,15 @@ const Tensor& Sequential::backward(const Tensor& d_out, size_t down_to, bool inp
       layers_[f + 1]->forward(acts_[f + 1], acts_[f], Mode::kTrain);
       layers_[i]->forward(acts_[i], acts_[f + 1], Mode::kTrain);
       fused_[f] = Fused::kNone;
+    }
+    if (fused_[i] == Fused::kReshape) {  // Flatten: its input's values back, then the gradient's
+      trade_storage(acts_[i], acts_[i - 1]);
+      fused_[i] = Fused::kReshapeBack;
+      if (d == &d_acts_[i + 1] && (i > down_to || input_grad)) {
+        trade_storage(d_acts_[i], d_acts_[i + 1]);
+        d = &d_acts_[i];
+        continue;
+      }
     }
     const Tensor& in = i == 0 ? *input_ : acts_[i - 1];
     const size_t f = i - 1;  // the first layer of a pair ending at i

@@ -377,7 +377,7 @@ TEST(Sequential, TrainingStepEqualsTheLayersOneByOne) {
   const struct {
     Sequential (*make)();
     std::vector<size_t> down_to;  // some between the two layers of a pair
-  } models[] = {{fusable_model, {0, 2, 3, 5}},
+  } models[] = {{fusable_model, {0, 2, 3, 5, 6, 7}},
                 {batch_norm_pool_model, {0, 1, 2, 3}},
                 {overlapping_pool_model, {0, 1, 2, 3}}};
   for (const auto& model : models)
@@ -389,6 +389,37 @@ TEST(Sequential, TrainingStepEqualsTheLayersOneByOne) {
       for (size_t k = 0; k < got.size(); ++k)
         EXPECT_EQ(got[k], want[k]) << "down_to=" << down_to << " result " << k;
     }
+}
+
+// In training, Flatten hands its input's storage on instead of copying it, and the backward
+// pass hands it back: a backward that stops above the Flatten followed by a whole step, a
+// second backward after one forward, and a Flatten as the first layer (which copies) all
+// give the layers' values one by one.
+TEST(Sequential, FlattenWithoutACopyGivesTheLayersValues) {
+  Tensor x = random_tensor({6, 1, 10, 10}, 12);
+  Tensor d_out = random_tensor({6, 7}, 13);
+  Tensor other_x = random_tensor({6, 1, 10, 10}, 19);  // leaves other values in the buffers
+  Sequential plain = fusable_model(), m = fusable_model();
+  step_one_by_one(plain, other_x, d_out, 7);
+  plain.zero_grad();
+  const auto want = step_one_by_one(plain, x, d_out, 0);
+  m.forward(other_x, Mode::kTrain);
+  m.backward(d_out, 7);
+  m.zero_grad();
+  EXPECT_EQ(step_as_a_model(m, x, d_out, 0), want);
+  m.zero_grad();
+  EXPECT_EQ(m.backward(d_out, 0).to_vector(), want.back());
+  const auto params = m.params();
+  for (size_t k = 0; k < params.size(); ++k)
+    EXPECT_EQ(params[k].param->grad.to_vector(), want[k + 1]) << params[k].name;
+
+  Sequential first, first_plain;
+  for (Sequential* f : {&first, &first_plain}) {
+    f->add(Flatten()).add(Linear({.in_features = 100, .out_features = 7}));
+    f->build({1, 10, 10});
+    f->init(Init::kPyTorch, 18);
+  }
+  EXPECT_EQ(step_as_a_model(first, x, d_out, 0), step_one_by_one(first_plain, x, d_out, 0));
 }
 
 // Without the input gradient (a training step), the last layer backward reaches gives its

@@ -76,7 +76,14 @@ class Sequential {
   void plan(int64_t batch);  // activations for a training forward
   void plan_gradients();     // their gradients, on the first backward
   static Shape batched(int64_t n, const Shape& sample);
-  enum class Fused : uint8_t { kNone, kReluFirst, kReluAfter, kNormReluPool };
+  enum class Fused : uint8_t {
+    kNone,
+    kReluFirst,
+    kReluAfter,
+    kNormReluPool,
+    kReshape,
+    kReshapeBack
+  };
   Fused forward_pair(size_t i, size_t last, Tensor& out, const Tensor& in, Mode mode);
   bool forward_norm_pool(size_t i, const Tensor& in);
   void plan_eval_chunks();  // eval_chunk_ and eval_split_, at build
@@ -107,6 +114,9 @@ class Sequential {
   // Layer i and i + 1 ran as one in the last training forward: ReLU then a layer that
   // commutes with it, or a layer then ReLU; layer i's output was not written. kNormReluPool:
   // layers i to i + 2 (BatchNorm2d, ReLU, MaxPool2d), only the last one's output written.
+  // kReshape: layer i is a Flatten whose output took its input's values rather than a copy
+  // (acts_[i - 1] holds stale ones); its backward hands them back (kReshapeBack), and a second
+  // backward after the same forward hands them over again first.
   std::vector<Fused> fused_;
   Tensor relu_grad_;               // ReLU's gradient inside a kReluFirst pair
   const Tensor* input_ = nullptr;  // the last training forward's input

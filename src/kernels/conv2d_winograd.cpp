@@ -11,7 +11,7 @@
 // Each output tile is then bias + A^T M A (2x2). Tiles that stick out of the output are
 // computed on zeros and not stored. F(4x4, 3x3) is the same with 4x4 tiles, 6x6 patches and
 // 36 positions (its matrices are in conv2d_winograd4.cpp), used on outputs of 16 columns or
-// more (tile_size).
+// more and of 11 (tile_size).
 //
 // The weight gradient runs the forward backwards: with each output-gradient tile dY (2x2)
 // transformed to A dY A^T (4x4), zeros past the output,
@@ -226,10 +226,12 @@ __attribute__((target("avx512f"))) void grad_transform(float* gt, int64_t t0, co
       }
 }
 
-// u (16, outs, planes) = G g G^T for every 3x3 filter g of weight (outs, planes, 3, 3).
-void filter_transform(float* u, const float* weight, int64_t outs, int64_t planes) {
+// u (16, outs, planes) = G g G^T for the 3x3 filters g of weight (outs, planes, 3, 3) of
+// output channels [o0, o1).
+void filter_transform(float* u, const float* weight, int64_t outs, int64_t planes, int64_t o0,
+                      int64_t o1) {
   const int64_t stride = outs * planes;
-  for (int64_t o = 0; o < outs; ++o)
+  for (int64_t o = o0; o < o1; ++o)
     for (int64_t c = 0; c < planes; ++c) {
       const float* g = weight + (o * planes + c) * 9;
       float t[4][3];  // G g
@@ -249,10 +251,12 @@ void filter_transform(float* u, const float* weight, int64_t outs, int64_t plane
     }
 }
 
-// d_weight (outs, planes, 3, 3) += G^T du G for each filter's du (16, outs, planes).
-void filter_grad_transform(float* d_weight, const float* du, int64_t outs, int64_t planes) {
+// d_weight (outs, planes, 3, 3) += G^T du G for each filter's du (16, outs, planes), output
+// channels [o0, o1).
+void filter_grad_transform(float* d_weight, const float* du, int64_t outs, int64_t planes,
+                           int64_t o0, int64_t o1) {
   const int64_t stride = outs * planes;
-  for (int64_t o = 0; o < outs; ++o)
+  for (int64_t o = o0; o < o1; ++o)
     for (int64_t c = 0; c < planes; ++c) {
       const float* u = du + o * planes + c;
       float t[3][4];  // G^T du
@@ -279,8 +283,10 @@ struct Transforms {
   void (*output)(float* out, const float* mm, int64_t t0, const float* bias,
                  const Conv2dEpilogue* e, const Shape3& s);
   void (*grad)(float* gt, int64_t t0, const float* dy, const Shape3& s);
-  void (*filter)(float* u, const float* weight, int64_t outs, int64_t planes);
-  void (*filter_grad)(float* d_weight, const float* du, int64_t outs, int64_t planes);
+  void (*filter)(float* u, const float* weight, int64_t outs, int64_t planes, int64_t o0,
+                 int64_t o1);
+  void (*filter_grad)(float* d_weight, const float* du, int64_t outs, int64_t planes, int64_t o0,
+                      int64_t o1);
 };
 
 const Transforms& transforms(const Shape3& s) {
@@ -324,7 +330,9 @@ void run_chunk(float* out, const float* in, const float* u, const float* bias,
 void run(float* out, const float* in, const float* weight, const float* bias,
          const Conv2dEpilogue* e, const Shape3& s) {
   float* u = scratch(kU, s.positions * s.outs * s.planes);
-  transforms(s).filter(u, weight, s.outs, s.planes);
+  parallel_for(s.outs, parallel_grain(s.positions * s.planes), [&](int64_t o0, int64_t o1) {
+    transforms(s).filter(u, weight, s.outs, s.planes, o0, o1);
+  });
   const int64_t chunks = (s.n + s.chunk - 1) / s.chunk;
   if (chunks >= num_threads()) {
     parallel_for(chunks, [&](int64_t begin, int64_t end) {
@@ -381,8 +389,10 @@ bool winograd_pays(const Conv2dDims& d, int64_t out_h, int64_t out_w) {
 // F(4x4, 3x3) for outputs of 16 columns (4 tiles of 4) or more, else F(2x2, 3x3). Measured
 // faster from there in all three passes (forward 1.2-1.7x, backward 1.2-1.3x on 16 to 56
 // columns, 32 to 64 channels, one thread); at 14 columns its partial tiles make the input
-// gradient slower.
-int64_t tile_size(int64_t out_w) { return out_w >= 16 ? 4 : 2; }
+// gradient slower. Also at 11 columns (3 tiles, one column past the output): `basic`'s second
+// convolution trains 1.025x faster with its forward and weight gradient in F(4x4, 3x3) (its
+// input gradient has 13 columns and stays in F(2x2, 3x3); all three in F(4x4, 3x3): 0.96x).
+int64_t tile_size(int64_t out_w) { return out_w >= 16 || out_w == 11 ? 4 : 2; }
 
 // The forward's chunks: at least 96 tiles of 4x4 (two 28x28 samples) or 192 of 2x2.
 Shape3 run_shape(int64_t n, int64_t planes, int64_t h, int64_t w, int64_t pad, int64_t outs) {
@@ -440,9 +450,17 @@ void conv2d_winograd_weight_grad(float* d_weight, const float* d_out, const floa
   } else {
     for (int64_t i = 0; i < groups; ++i) group(i, true);
   }
-  for (int64_t i = 1; i < groups; ++i)
-    for (int64_t e = 0; e < du_size; ++e) sums[e] += sums[i * du_size + e];
-  transforms(s).filter_grad(d_weight, sums, s.outs, s.planes);
+  // The groups' sums in order, then the filters' gradients, over the output channels.
+  parallel_for(s.outs, parallel_grain(s.positions * s.planes * groups),
+               [&](int64_t o0, int64_t o1) {
+                 for (int64_t xi = 0; xi < s.positions; ++xi) {
+                   float* first = sums + (xi * s.outs + o0) * s.planes;
+                   for (int64_t i = 1; i < groups; ++i)
+                     for (int64_t e = 0; e < (o1 - o0) * s.planes; ++e)
+                       first[e] += first[i * du_size + e];
+                 }
+                 transforms(s).filter_grad(d_weight, sums, s.outs, s.planes, o0, o1);
+               });
 }
 
 }  // namespace scratchnet

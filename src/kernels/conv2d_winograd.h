@@ -110,7 +110,9 @@ void input_transform4(float* v, int64_t t0, const float* xp, const Shape3& s);
 void output_transform4(float* out, const float* mm, int64_t t0, const float* bias,
                        const Conv2dEpilogue* e, const Shape3& s);
 void grad_transform4(float* gt, int64_t t0, const float* dy, const Shape3& s);
-void filter_transform4(float* u, const float* weight, int64_t outs, int64_t planes);
-void filter_grad_transform4(float* d_weight, const float* du, int64_t outs, int64_t planes);
+void filter_transform4(float* u, const float* weight, int64_t outs, int64_t planes, int64_t o0,
+                       int64_t o1);
+void filter_grad_transform4(float* d_weight, const float* du, int64_t outs, int64_t planes,
+                            int64_t o0, int64_t o1);
 
 }  // namespace scratchnet::winograd

@@ -7,7 +7,10 @@
 //   A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1].
 // The transforms hold 16 tiles per vector: 8 tiles of a tile row in lanes 0-7, and in lanes
 // 8-15 the next 8 of the row or, for rows of at most 8 tiles, the same tiles of the next tile
-// row (rows of 7 tiles, 28 outputs, fill 14 lanes). Their V and M columns are contiguous.
+// row; in memory (V, M and G columns) a vector's tiles follow one another, so the loads pack
+// the upper tiles right after the lower ones (rows of 7 tiles, 28 outputs, fill 14 lanes).
+// The loops over a transform's rows and columns are unrolled (the pragmas), which lets the
+// compiler keep most of its 36 vectors in registers.
 #if defined(__x86_64__) || defined(_M_X64)
 
 #include <vector>
@@ -18,13 +21,13 @@ namespace scratchnet::winograd {
 
 namespace {
 
-// Where a vector's tiles are: lanes 0-7 from tile (y, x), lanes 8-15 from tile (y + 1, x)
-// (`pairs`: rows of at most 8 tiles) or (y, x + 8).
+// Where a vector's tiles are: `lower` tiles from tile (y, x) on, then `upper` tiles from
+// tile (y + 1, x) (`pairs`: rows of at most 8 tiles) or (y, x + 8) on; together the
+// columns y * tx + x .. + count - 1 of V, M and G.
 struct Group4 {
   int64_t y, x;
   bool pairs;
-  __mmask16 valid;  // lanes holding tiles
-  int count;        // how many: the columns from y * tx + x on
+  int lower, upper, count;
 };
 
 // The vectors' tiles in order, groups4(s) of them: row pairs, or 16 tiles of a row at a time.
@@ -37,8 +40,20 @@ Group4 group4(const Shape3& s, int64_t i) {
   const int64_t lower = std::min<int64_t>(8, s.tx - x);
   const int64_t upper =
       pairs ? (y + 1 < s.ty ? lower : 0) : std::clamp<int64_t>(s.tx - x - 8, 0, 8);
-  const auto valid = static_cast<__mmask16>(lanes_mask(lower) | (lanes_mask(upper) << 8));
-  return Group4{y, x, pairs, valid, static_cast<int>(lower + upper)};
+  return Group4{y,
+                x,
+                pairs,
+                static_cast<int>(lower),
+                static_cast<int>(upper),
+                static_cast<int>(lower + upper)};
+}
+
+// Indices for _mm512_permutex2var_ps(a, idx, b) giving lanes 0 .. lower - 1 of a, then lanes
+// 0, 1, .. of b: a group's lower and upper tiles side by side.
+__attribute__((target("avx512f"))) inline __m512i pack_index(int lower) {
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __mmask16 from_b = static_cast<__mmask16>(~lanes_mask(lower));
+  return _mm512_mask_add_epi32(lane, from_b, lane, _mm512_set1_epi32(16 - lower));
 }
 
 // B^T z for the 6 vectors z (a column or a row of patches).
@@ -117,8 +132,10 @@ __attribute__((target("avx512f"))) void input_transform4(float* v, int64_t t0, c
       const float* lo = xp + (c * s.hp + 4 * g.y) * s.wp + 4 * g.x;
       const float* hi = g.pairs ? lo + 4 * s.wp : lo + 32;
       const int64_t avail_lo = s.wp - 4 * g.x, avail_hi = g.pairs ? avail_lo : avail_lo - 32;
-      const bool has_hi = (g.valid >> 8) != 0;
+      const bool has_hi = g.upper > 0;
+      const __m512i pack = pack_index(g.lower);
       __m512 d[6][6];
+#pragma GCC unroll 6
       for (int i = 0; i < 6; ++i) {
         __m512 a[6], b[6];  // patch columns 0-5 of the tiles in lanes 0-7 of a, of b
         every4(a, 4, lo + i * s.wp, avail_lo);
@@ -127,12 +144,11 @@ __attribute__((target("avx512f"))) void input_transform4(float* v, int64_t t0, c
           every4(b, 4, hi + i * s.wp, avail_hi);
           every4(b + 4, 2, hi + i * s.wp + 4, avail_hi - 4);
         }
-        // Lanes 0-7 of a, then of b (maskz: GCC 12 warns on the plain form).
         for (int j = 0; j < 6; ++j)
-          d[i][j] = has_hi ? _mm512_maskz_shuffle_f32x4(0xFFFF, a[j], b[j], _MM_SHUFFLE(1, 0, 1, 0))
-                           : a[j];
+          d[i][j] = has_hi ? _mm512_permutex2var_ps(a[j], pack, b[j]) : a[j];
       }
       __m512 t[6][6];  // B^T d, column by column
+#pragma GCC unroll 6
       for (int j = 0; j < 6; ++j) {
         const __m512 col[6] = {d[0][j], d[1][j], d[2][j], d[3][j], d[4][j], d[5][j]};
         __m512 o[6];
@@ -141,12 +157,11 @@ __attribute__((target("avx512f"))) void input_transform4(float* v, int64_t t0, c
       }
       float* dst = v + c * s.t_chunk + t0 + g.y * s.tx + g.x;
       const __mmask16 store = lanes_mask(g.count);
+#pragma GCC unroll 6
       for (int i = 0; i < 6; ++i) {  // (B^T d) B, row by row
         __m512 o[6];
         b6(o, t[i]);
-        for (int j = 0; j < 6; ++j)
-          _mm512_mask_storeu_ps(dst + (i * 6 + j) * plane_v, store,
-                                _mm512_maskz_compress_ps(g.valid, o[j]));
+        for (int j = 0; j < 6; ++j) _mm512_mask_storeu_ps(dst + (i * 6 + j) * plane_v, store, o[j]);
       }
     }
 }
@@ -158,8 +173,9 @@ __attribute__((target("avx512f"))) void output_transform4(float* out, const floa
                                                           const float* bias,
                                                           const Conv2dEpilogue* e,
                                                           const Shape3& s) {
-  // Pairs (a0 b0 a1 b1 ..) of two vectors' lanes 0-7 or 8-15, and pairs of such pairs.
-  const __m512i pair_idx[2] = {interleave_index(0), interleave_index(1)};
+  // Pairs (a0 b0 a1 b1 ..) of two vectors' lanes 0-7 (from lane `lower` on for the upper
+  // tiles), and pairs of such pairs.
+  const __m512i pair_idx = interleave_index(0);
   const __m512i quad_lo = _mm512_setr_epi32(0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23);
   const __m512i quad_hi =
       _mm512_setr_epi32(8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31);
@@ -173,22 +189,25 @@ __attribute__((target("avx512f"))) void output_transform4(float* out, const floa
       const float* src = mm + o * s.t_chunk + t0 + g.y * s.tx + g.x;
       const __mmask16 load = lanes_mask(g.count);
       __m512 r[4][6];  // A^T M, column by column
+#pragma GCC unroll 6
       for (int j = 0; j < 6; ++j) {
         __m512 col[6], yv[4];
         for (int i = 0; i < 6; ++i)
-          col[i] = _mm512_maskz_expand_ps(g.valid,
-                                          _mm512_maskz_loadu_ps(load, src + (i * 6 + j) * plane_m));
+          col[i] = _mm512_maskz_loadu_ps(load, src + (i * 6 + j) * plane_m);
         a6(yv, col);
         for (int i = 0; i < 4; ++i) r[i][j] = yv[i];
       }
       __m512 yk[4][4];  // (A^T M A) row i: output column 4 l + k in lane l of yk[i][k]
+#pragma GCC unroll 4
       for (int i = 0; i < 4; ++i) {
         a6(yk[i], r[i]);
         for (int k = 0; k < 4; ++k) yk[i][k] = finish(yk[i][k], ce);
       }
-      for (int h = 0; h < 2; ++h) {  // lanes 0-7, then 8-15
+      for (int h = 0; h < 2; ++h) {  // the lower tiles, then the upper ones
         const int64_t y = g.pairs ? g.y + h : g.y, x = g.pairs ? g.x : g.x + 8 * h;
-        if (h == 1 && (g.valid >> 8) == 0) break;
+        if (h == 1 && g.upper == 0) break;
+        const __m512i pairs =
+            h == 0 ? pair_idx : _mm512_add_epi32(pair_idx, _mm512_set1_epi32(g.lower));
         if (pool) {  // tile (y, x + l): pooled rows 2y, 2y + 1, columns 2(x + l), +1
           for (int pi = 0; pi < 2 && 2 * y + pi < ph; ++pi) {
             const __m512 p0 =
@@ -197,15 +216,15 @@ __attribute__((target("avx512f"))) void output_transform4(float* out, const floa
                 max4(yk[2 * pi][2], yk[2 * pi][3], yk[2 * pi + 1][2], yk[2 * pi + 1][3]);
             _mm512_mask_storeu_ps(out + (o * ph + 2 * y + pi) * pw + 2 * x,
                                   lanes_mask(std::max<int64_t>(0, pw - 2 * x)),
-                                  _mm512_permutex2var_ps(p0, pair_idx[h], p1));
+                                  _mm512_permutex2var_ps(p0, pairs, p1));
           }
           continue;
         }
         const int64_t cols = s.ow - 4 * x;  // output columns from 4x on
         for (int i = 0; i < 4 && 4 * y + i < s.oh; ++i) {
           float* dst = out + (o * s.oh + 4 * y + i) * s.ow + 4 * x;
-          const __m512 p01 = _mm512_permutex2var_ps(yk[i][0], pair_idx[h], yk[i][1]);
-          const __m512 p23 = _mm512_permutex2var_ps(yk[i][2], pair_idx[h], yk[i][3]);
+          const __m512 p01 = _mm512_permutex2var_ps(yk[i][0], pairs, yk[i][1]);
+          const __m512 p23 = _mm512_permutex2var_ps(yk[i][2], pairs, yk[i][3]);
           _mm512_mask_storeu_ps(dst, lanes_mask(cols), _mm512_permutex2var_ps(p01, quad_lo, p23));
           _mm512_mask_storeu_ps(dst + 16, lanes_mask(std::max<int64_t>(0, cols - 16)),
                                 _mm512_permutex2var_ps(p01, quad_hi, p23));
@@ -215,16 +234,18 @@ __attribute__((target("avx512f"))) void output_transform4(float* out, const floa
   }
 }
 
-// u (36, outs, planes) = G g G^T for every 3x3 filter g of weight (outs, planes, 3, 3), in
-// double, rounded once; each output channel's filters at once, as vectors over the planes.
-void filter_transform4(float* u, const float* weight, int64_t outs, int64_t planes) {
+// u (36, outs, planes) = G g G^T for the 3x3 filters g of weight (outs, planes, 3, 3) of
+// output channels [o0, o1), in double, rounded once; each output channel's filters at once,
+// as vectors over the planes.
+void filter_transform4(float* u, const float* weight, int64_t outs, int64_t planes, int64_t o0,
+                       int64_t o1) {
   thread_local std::vector<double> buffer;
   buffer.resize(static_cast<size_t>((9 + 18 + 36) * planes));
   double* g = buffer.data();    // (9, planes): the filters' values, one row per tap
   double* t = g + 9 * planes;   // (6, 3, planes) = G g
   double* r = t + 18 * planes;  // (6, 6, planes) = G g G^T
   auto row = [planes](double* base, int64_t k) { return base + k * planes; };
-  for (int64_t o = 0; o < outs; ++o) {
+  for (int64_t o = o0; o < o1; ++o) {
     for (int64_t c = 0; c < planes; ++c)
       for (int q = 0; q < 9; ++q) g[q * planes + c] = weight[(o * planes + c) * 9 + q];
     for (int j = 0; j < 3; ++j) {  // G g, column j
@@ -253,8 +274,10 @@ __attribute__((target("avx512f"))) void grad_transform4(float* gt, int64_t t0, c
   for (int64_t o = 0; o < s.outs; ++o)
     for (int64_t gi = 0; gi < groups4(s); ++gi) {
       const Group4 g = group4(s, gi);
-      const bool has_hi = (g.valid >> 8) != 0;
+      const bool has_hi = g.upper > 0;
+      const __m512i pack = pack_index(g.lower);
       __m512 r[4][4];  // the tiles' rows i, columns k
+#pragma GCC unroll 4
       for (int i = 0; i < 4; ++i) {
         __m512 a[4] = {zero, zero, zero, zero}, b[4] = {zero, zero, zero, zero};
         const int64_t row = 4 * g.y + i, avail = s.ow - 4 * g.x;
@@ -264,10 +287,10 @@ __attribute__((target("avx512f"))) void grad_transform4(float* gt, int64_t t0, c
           if (hi_row < s.oh) every4(b, 4, dy + (o * s.oh + hi_row) * s.ow + hi_x, s.ow - hi_x);
         }
         for (int k = 0; k < 4; ++k)
-          r[i][k] = has_hi ? _mm512_maskz_shuffle_f32x4(0xFFFF, a[k], b[k], _MM_SHUFFLE(1, 0, 1, 0))
-                           : a[k];
+          r[i][k] = has_hi ? _mm512_permutex2var_ps(a[k], pack, b[k]) : a[k];
       }
       __m512 t[6][4];  // A dY, column by column
+#pragma GCC unroll 4
       for (int k = 0; k < 4; ++k) {
         const __m512 col[4] = {r[0][k], r[1][k], r[2][k], r[3][k]};
         __m512 out[6];
@@ -276,19 +299,20 @@ __attribute__((target("avx512f"))) void grad_transform4(float* gt, int64_t t0, c
       }
       float* dst = gt + o * s.t_chunk + t0 + g.y * s.tx + g.x;
       const __mmask16 store = lanes_mask(g.count);
+#pragma GCC unroll 6
       for (int i = 0; i < 6; ++i) {  // (A dY) A^T, row by row
         __m512 out[6];
         a6t(out, t[i]);
         for (int j = 0; j < 6; ++j)
-          _mm512_mask_storeu_ps(dst + (i * 6 + j) * plane_g, store,
-                                _mm512_maskz_compress_ps(g.valid, out[j]));
+          _mm512_mask_storeu_ps(dst + (i * 6 + j) * plane_g, store, out[j]);
       }
     }
 }
 
-// d_weight (outs, planes, 3, 3) += G^T du G for each filter's du (36, outs, planes), in
-// double, rounded once.
-void filter_grad_transform4(float* d_weight, const float* du, int64_t outs, int64_t planes) {
+// d_weight (outs, planes, 3, 3) += G^T du G for each filter's du (36, outs, planes), output
+// channels [o0, o1), in double, rounded once.
+void filter_grad_transform4(float* d_weight, const float* du, int64_t outs, int64_t planes,
+                            int64_t o0, int64_t o1) {
   auto gt3 = [](double o[3], const double z[6]) {  // G^T z
     constexpr double k6 = 1.0 / 6, k12 = 1.0 / 12, k24 = 1.0 / 24;
     o[0] = z[0] * 0.25 - (z[1] + z[2]) * k6 + (z[3] + z[4]) * k24;
@@ -296,7 +320,7 @@ void filter_grad_transform4(float* d_weight, const float* du, int64_t outs, int6
     o[2] = (z[3] + z[4] - z[1] - z[2]) * k6 + z[5];
   };
   const int64_t stride = outs * planes;
-  for (int64_t o = 0; o < outs; ++o)
+  for (int64_t o = o0; o < o1; ++o)
     for (int64_t c = 0; c < planes; ++c) {
       const float* u = du + o * planes + c;
       double t[3][6];  // G^T du

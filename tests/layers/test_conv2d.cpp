@@ -372,7 +372,8 @@ std::vector<Case> fast_cases() {
       {2, 8, 40, 37, 8, 3, 1, 1, true},
       {11, 8, 4, 24, 8, 3, 1, 1, true},
       // Winograd with rows of 6 to 8 tiles, odd numbers of tile rows and odd sizes (`basic`'s
-      // second convolution first), and its weight gradient in 8 groups of 10 chunks.
+      // second convolution first: F(4x4, 3x3) on its 11 output columns, rows of 3 tiles, and
+      // F(2x2, 3x3) for its input gradient), and a weight gradient in 8 groups of 10 chunks.
       {24, 8, 13, 13, 8, 3, 1, 0, false},
       {10, 8, 16, 15, 8, 3, 1, 1, true},
       {12, 9, 13, 14, 10, 3, 1, 2, true},
