@@ -46,6 +46,7 @@ const GemmCase kGemmCases[] = {
     {"fc1_d_in", 64, 1600, 128, false, false},     // d_out @ W
     {"fc1_d_weight", 128, 1600, 64, true, false},  // d_out^T @ in
     {"fc2_fwd", 64, 10, 128, false, true},
+    {"bn_wino_fwd", 64, 98, 32, false, false},    // bn: one F(4x4, 3x3) position, 2 samples
     {"bn_fc1_fwd", 64, 128, 12544, false, true},  // bn: in (64, 12544) @ W^T
     {"bn_fc1_d_in", 64, 12544, 128, false, false},
     {"bn_fc1_d_weight", 128, 12544, 64, true, false},

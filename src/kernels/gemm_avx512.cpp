@@ -1,11 +1,13 @@
-// AVX-512 gemm kernels: 8 x 48 tiles (24 zmm accumulators), 16 x 16 transposes for packing,
-// and the dot-product path for few rows. Compiled with -mavx512f -mavx512vl -mavx512bw
-// -mavx512dq -mfma; only called after the CPU reported those sets.
+// AVX-512 gemm kernels: 8 x 48 tiles (24 zmm accumulators), a column kernel for narrow last
+// panels, 16 x 16 transposes for packing, and the dot-product path for few rows. Compiled with
+// -mavx512f -mavx512vl -mavx512bw -mavx512dq -mfma; only called after the CPU reported those sets.
 #include "gemm_kernels.h"
 
 #if defined(__x86_64__) || defined(_M_X64)
 
 #include <immintrin.h>
+
+#include <vector>
 
 namespace scratchnet::gemm_detail {
 
@@ -117,7 +119,7 @@ void slice_rows(const Block& k, int64_t i0, int64_t rows) {
   }
 }
 
-void block(const Block& k) {
+void slices(const Block& k) {
   for (int64_t i0 = 0; i0 < k.m; i0 += kMr) slice_rows<kMr>(k, i0, min64(kMr, k.m - i0));
 }
 
@@ -183,6 +185,106 @@ void pack_b_trans(float* dst, const float* b, int64_t ldb, int64_t kc, int64_t n
       for (int64_t q = 0; q < depth; ++q) _mm512_storeu_ps(out + (p0 + q) * kNr, r[q]);
     }
   }
+}
+
+// ---- narrow last panels ----
+//
+// A last panel of a few columns costs every slice of 8 rows a whole 16-lane tile. The column
+// kernel runs those columns for all rows at once instead, with vectors down the columns of A
+// (A transposed, at (kc, m)): each element is the same chain of fused multiply-adds over p
+// in order as in tile, then the same beta step, so the bits are the tiles' bits.
+constexpr int64_t kTailCols = 8;  // last panels this narrow take the column kernel
+
+// at (kc, ld_at) = A^T for the rows of the block: A(i, p) = a[i * lda + p].
+void transpose_a(float* at, int64_t ld_at, const Block& k) {
+  for (int64_t i0 = 0; i0 < k.m; i0 += 16)
+    for (int64_t p0 = 0; p0 < k.kc; p0 += 16) {
+      const int64_t rows = min64(16, k.m - i0), depth = min64(16, k.kc - p0);
+      __m512 r[16];
+      for (int i = 0; i < 16; ++i)
+        r[i] = i < rows ? _mm512_maskz_loadu_ps(lanes(depth), k.a + (i0 + i) * k.lda + p0)
+                        : _mm512_setzero_ps();
+      transpose16(r);
+      for (int64_t q = 0; q < depth; ++q) _mm512_storeu_ps(at + (p0 + q) * ld_at + i0, r[q]);
+    }
+}
+
+// c rows [i0, i0 + 16 V) (those below m) x columns [j0, j0 + C) as tile computes them, from
+// at (kc, ld_at) = A^T.
+template <int V, int C>
+void column_tile(const Block& k, const float* at, int64_t ld_at, int64_t i0, int64_t j0) {
+  const float* b = k.b + (j0 / kNr) * k.b_panel + j0 % kNr;  // B(p, j0 + c) = b[p * b_rs + c]
+  __mmask16 mask[V];
+  __m512 acc[V][C];
+#pragma GCC unroll 4
+  for (int v = 0; v < V; ++v) {
+    const int64_t rows = k.m - i0 - 16 * v;
+    mask[v] = rows > 0 ? lanes(rows) : 0;
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) acc[v][c] = _mm512_setzero_ps();
+  }
+  for (int64_t p = 0; p < k.kc; ++p) {
+    __m512 av[V];
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v)
+      av[v] = _mm512_maskz_loadu_ps(mask[v], at + p * ld_at + i0 + 16 * v);
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) {
+      const __m512 bv = _mm512_set1_ps(b[p * k.b_rs + c]);
+#pragma GCC unroll 4
+      for (int v = 0; v < V; ++v) acc[v][c] = _mm512_fmadd_ps(av[v], bv, acc[v][c]);
+    }
+  }
+  for (int v = 0; v < V; ++v)
+    for (int c = 0; c < C; ++c) {
+      alignas(64) float sums[16];
+      _mm512_store_ps(sums, acc[v][c]);
+      for (int64_t l = 0; l < min64(16, k.m - i0 - 16 * v); ++l) {
+        float& dst = k.c[(i0 + 16 * v + l) * k.ldc + j0 + c];
+        dst = k.beta == 0.0f   ? sums[l]
+              : k.beta == 1.0f ? dst + sums[l]
+                               : __builtin_fmaf(dst, k.beta, sums[l]);
+      }
+    }
+}
+
+// column_tile<V, C>, at kColumnTiles[V - 1][C - 1].
+using ColumnTile = void (*)(const Block&, const float*, int64_t, int64_t, int64_t);
+template <int V>
+constexpr ColumnTile kColumnTilesOf[4] = {column_tile<V, 1>, column_tile<V, 2>, column_tile<V, 3>,
+                                          column_tile<V, 4>};
+constexpr const ColumnTile* kColumnTiles[4] = {kColumnTilesOf<1>, kColumnTilesOf<2>,
+                                               kColumnTilesOf<3>, kColumnTilesOf<4>};
+
+// Columns [j0, n) of the block (at most kTailCols) for all its rows: 64 rows by 4 columns at
+// a time.
+void tail_columns(const Block& k, int64_t j0) {
+  thread_local std::vector<float> transposed;
+  const float* at = k.a;  // A^T: a itself when a_trans
+  int64_t ld_at = k.lda;
+  if (!k.a_trans) {
+    ld_at = (k.m + 15) / 16 * 16;
+    transposed.resize(static_cast<size_t>(k.kc * ld_at));
+    transpose_a(transposed.data(), ld_at, k);
+    at = transposed.data();
+  }
+  for (; j0 < k.n; j0 += 4)
+    for (int64_t i0 = 0; i0 < k.m; i0 += 64) {
+      const int64_t vectors = (min64(64, k.m - i0) + 15) / 16, cols = min64(4, k.n - j0);
+      kColumnTiles[vectors - 1][cols - 1](k, at, ld_at, i0, j0);
+    }
+}
+
+// The block: slices of rows against every panel, a narrow last panel for all rows at once.
+void block(const Block& k) {
+  const int64_t last = (k.n - 1) / kNr * kNr;  // the last panel's first column
+  if (k.n - last > kTailCols || k.m < 16) return slices(k);
+  if (last > 0) {
+    Block whole = k;
+    whole.n = last;
+    slices(whole);
+  }
+  tail_columns(k, last);
 }
 
 // Sum of the 16 lanes in a fixed tree: halves, quarters, pairs of pairs, pairs.

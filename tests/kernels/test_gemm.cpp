@@ -149,6 +149,33 @@ TEST_P(GemmIsa, SeveralKBlocksAndAllBetas) {
     }
 }
 
+// A last panel of at most 8 columns runs for all rows at once (AVX-512's column kernel): each
+// element gets the bits the tiles give it when the same B has more columns, for both layouts
+// of A, each kind of beta, row counts around 16 and 64, one to eight such columns, after a
+// whole panel and alone.
+TEST_P(GemmIsa, NarrowLastPanelsGiveTheTilesBits) {
+  uint64_t seed = 90;
+  for (const int64_t m : {16, 37, 70})
+    for (const int64_t n : {49, 50, 53, 56, 5})
+      for (const bool ta : {false, true}) {
+        const float beta = m == 16 ? 1.0f : m == 37 ? 0.0f : 0.5f;
+        Problem wide = make_problem(m, n < 48 ? 40 : 88, 30, ta, false, 1, beta, ++seed);
+        Problem narrow = wide;
+        narrow.g.a = narrow.a.data();
+        narrow.g.b = narrow.b.data();
+        narrow.g.c = narrow.c.data();
+        narrow.g.n = n;
+        gemm(wide.g);
+        gemm(narrow.g);
+        expect_matches_reference(wide);
+        for (int64_t i = 0; i < m; ++i)
+          for (int64_t j = 0; j < wide.g.n; ++j)  // columns from n on untouched
+            ASSERT_EQ(narrow.c[i * wide.g.ldc + j],
+                      j < n ? wide.c[i * wide.g.ldc + j] : narrow.c0[i * wide.g.ldc + j])
+                << describe(narrow.g) << " at " << i << ", " << j;
+      }
+}
+
 TEST_P(GemmIsa, BetaZeroDoesNotPropagateNaN) {
   uint64_t seed = 70;
   for (int t = 0; t < 4; ++t)
