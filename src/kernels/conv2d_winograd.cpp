@@ -8,6 +8,7 @@
 // each input patch becomes V = B^T d B, each 3x3 filter U = G g G^T (both 4x4), and for each
 // of the 16 positions xi of the 4x4 transforms one matrix product sums over channels:
 //   M_xi (OC, T) = U_xi (OC, C) * V_xi (C, T)        T = tiles of a chunk of samples (gemm)
+// (U_xi is stored transposed, (C, OC)).
 // Each output tile is then bias + A^T M A (2x2). Tiles that stick out of the output are
 // computed on zeros and not stored. F(4x4, 3x3) is the same with 4x4 tiles, 6x6 patches and
 // 36 positions (its matrices are in conv2d_winograd4.cpp), used on outputs of 16 columns or
@@ -226,8 +227,9 @@ __attribute__((target("avx512f"))) void grad_transform(float* gt, int64_t t0, co
       }
 }
 
-// u (16, outs, planes) = G g G^T for the 3x3 filters g of weight (outs, planes, 3, 3) of
-// output channels [o0, o1).
+// u (16, planes, outs) = G g G^T for the 3x3 filters g of weight (outs, planes, 3, 3) of
+// output channels [o0, o1): each position's U transposed, the products' A read as trans_a
+// (its columns are what gemm's column kernel for narrow panels reads).
 void filter_transform(float* u, const float* weight, int64_t outs, int64_t planes, int64_t o0,
                       int64_t o1) {
   const int64_t stride = outs * planes;
@@ -241,7 +243,7 @@ void filter_transform(float* u, const float* weight, int64_t outs, int64_t plane
         t[2][j] = 0.5f * (g[j] - g[3 + j] + g[6 + j]);
         t[3][j] = g[6 + j];
       }
-      float* dst = u + o * planes + c;
+      float* dst = u + c * outs + o;
       for (int i = 0; i < 4; ++i) {  // (G g) G^T
         dst[(i * 4 + 0) * stride] = t[i][0];
         dst[(i * 4 + 1) * stride] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
@@ -310,11 +312,12 @@ void run_chunk(float* out, const float* in, const float* u, const float* bias,
     transforms(s).input(v, k * s.tiles, xp, s);
   }
   for (int xi = 0; xi < s.positions; ++xi) {
-    const GemmArgs g{.m = s.outs,
+    const GemmArgs g{.trans_a = true,
+                     .m = s.outs,
                      .n = t_used,
                      .k = s.planes,
                      .a = u + xi * s.outs * s.planes,
-                     .lda = s.planes,
+                     .lda = s.outs,
                      .b = v + xi * s.planes * s.t_chunk,
                      .ldb = s.t_chunk,
                      .c = mm + xi * s.outs * s.t_chunk,

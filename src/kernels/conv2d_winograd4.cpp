@@ -234,7 +234,7 @@ __attribute__((target("avx512f"))) void output_transform4(float* out, const floa
   }
 }
 
-// u (36, outs, planes) = G g G^T for the 3x3 filters g of weight (outs, planes, 3, 3) of
+// u (36, planes, outs) = G g G^T for the 3x3 filters g of weight (outs, planes, 3, 3) of
 // output channels [o0, o1), in double, rounded once; each output channel's filters at once,
 // as vectors over the planes.
 void filter_transform4(float* u, const float* weight, int64_t outs, int64_t planes, int64_t o0,
@@ -260,7 +260,7 @@ void filter_transform4(float* u, const float* weight, int64_t outs, int64_t plan
     }
     for (int xi = 0; xi < 36; ++xi)
       for (int64_t c = 0; c < planes; ++c)
-        u[(xi * outs + o) * planes + c] = static_cast<float>(r[xi * planes + c]);
+        u[(xi * planes + c) * outs + o] = static_cast<float>(r[xi * planes + c]);
   }
 }
 
