@@ -79,9 +79,21 @@ float* scratch(Slot slot, int64_t n) {
   return buffers[slot].get(n);
 }
 
-// xp (planes, hp, wp) = x (planes, h, w) placed at (pad, pad), zeros elsewhere.
+// xp (planes, hp, wp) = x (planes, h, w) placed at (pad, pad), zeros elsewhere. The copies
+// never write the zeros, so they are written only when xp or its layout differs from the last
+// call's on this thread.
 void pad_sample(float* xp, const float* x, const Shape3& s) {
-  std::fill(xp, xp + s.planes * s.hp * s.wp, 0.0f);
+  struct Layout {
+    const float* xp;
+    int64_t planes, h, w, pad, hp, wp;
+    bool operator==(const Layout&) const = default;
+  };
+  thread_local Layout zeroed{};
+  const Layout layout{xp, s.planes, s.h, s.w, s.pad, s.hp, s.wp};
+  if (!(layout == zeroed)) {
+    std::fill(xp, xp + s.planes * s.hp * s.wp, 0.0f);
+    zeroed = layout;
+  }
   const int64_t rows = std::min(s.h, s.hp - s.pad), cols = std::min(s.w, s.wp - s.pad);
   for (int64_t c = 0; c < s.planes; ++c)
     conv2d_copy_rows_avx512(xp + (c * s.hp + s.pad) * s.wp + s.pad, s.wp, x + c * s.h * s.w, s.w,
