@@ -159,7 +159,7 @@ const Tensor& Sequential::forward(const Tensor& x, Mode mode) {
       in = &acts_[i += 2];
       continue;
     }
-    if (i > 0 && layers_[i]->kind() == "Flatten") {  // a reshape: no copy
+    if (i > 0 && i + 1 < layers_.size() && layers_[i]->kind() == "Flatten") {  // no copy
       trade_storage(acts_[i], acts_[i - 1]);
       fused_[i] = Fused::kReshape;
       in = &acts_[i];

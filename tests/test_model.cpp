@@ -393,8 +393,8 @@ TEST(Sequential, TrainingStepEqualsTheLayersOneByOne) {
 
 // In training, Flatten hands its input's storage on instead of copying it, and the backward
 // pass hands it back: a backward that stops above the Flatten followed by a whole step, a
-// second backward after one forward, and a Flatten as the first layer (which copies) all
-// give the layers' values one by one.
+// second backward after one forward, and a Flatten as the first or the last layer (which
+// copy) all give the layers' values one by one.
 TEST(Sequential, FlattenWithoutACopyGivesTheLayersValues) {
   Tensor x = random_tensor({6, 1, 10, 10}, 12);
   Tensor d_out = random_tensor({6, 7}, 13);
@@ -420,6 +420,21 @@ TEST(Sequential, FlattenWithoutACopyGivesTheLayersValues) {
     f->init(Init::kPyTorch, 18);
   }
   EXPECT_EQ(step_as_a_model(first, x, d_out, 0), step_one_by_one(first_plain, x, d_out, 0));
+
+  // A Flatten as the last layer copies: the output the forward returned stays as it was.
+  Sequential last, last_plain;
+  for (Sequential* f : {&last, &last_plain}) {
+    f->add(Conv2d({.in_channels = 1, .out_channels = 2, .kernel = 3})).add(Flatten());
+    f->build({1, 10, 10});
+    f->init(Init::kPyTorch, 19);
+  }
+  Tensor d_flat = random_tensor({6, 2 * 8 * 8}, 20);
+  const Tensor& out = last.forward(x, Mode::kTrain);
+  const std::vector<float> before = out.to_vector();
+  last.backward(d_flat);
+  EXPECT_EQ(out.to_vector(), before);
+  last.zero_grad();
+  EXPECT_EQ(step_as_a_model(last, x, d_flat, 0), step_one_by_one(last_plain, x, d_flat, 0));
 }
 
 // Without the input gradient (a training step), the last layer backward reaches gives its
