@@ -4,8 +4,8 @@
 // A channel is N rows of `spatial` contiguous values, row i at a + i * stride. Every sum is
 // taken in double, in an order that depends only on N and `spatial` (never on the thread
 // count or on where the rows live), so a channel copied elsewhere sums to the same bits.
-// The vector paths, chosen by gemm_isa(), give the scalar loops' bits: the files that include
-// this header are compiled with -ffp-contract=off (CMakeLists.txt), so that no multiply and
+// The vector paths, chosen by gemm_isa() (vector_path), give the scalar loops' bits: the files that
+// include this header are compiled with -ffp-contract=off (CMakeLists.txt), so that no multiply and
 // add become one instruction.
 #pragma once
 
@@ -24,6 +24,22 @@
 namespace scratchnet::batch_norm_sums {
 
 constexpr int kLanes = 8;  // independent partial sums, so the reductions vectorise
+
+// The vector path for gemm_isa(): its name is compared only when the set changes (the row
+// helpers ask on every call, thousands of times per training step).
+enum class VectorPath { kAvx512, kAvx2, kPortable };
+inline VectorPath vector_path() {
+  thread_local const char* name = nullptr;
+  thread_local VectorPath path = VectorPath::kPortable;
+  if (const char* now = gemm_isa(); now != name) {
+    const std::string_view isa(now);
+    path = isa == "avx512" ? VectorPath::kAvx512
+           : isa == "avx2" ? VectorPath::kAvx2
+                           : VectorPath::kPortable;
+    name = now;
+  }
+  return path;
+}
 
 // The kLanes partial sums combined in a fixed tree.
 inline double combine_lanes(const double* l) {
@@ -207,10 +223,11 @@ double channel_sum(const T* a, int64_t a_stride, const T* b, int64_t b_stride, d
                    int64_t n, int64_t spatial) {
 #if defined(__x86_64__) || defined(_M_X64)
   if constexpr (std::is_same_v<T, float>) {  // the instruction set the kernels use (gemm.h)
-    const std::string_view isa = gemm_isa();
-    if (isa == "avx512")
+    const VectorPath path = vector_path();
+    if (path == VectorPath::kAvx512)
       return channel_sum_avx512<kTerm>(a, a_stride, b, b_stride, center, n, spatial);
-    if (isa == "avx2") return channel_sum_avx2<kTerm>(a, a_stride, b, b_stride, center, n, spatial);
+    if (path == VectorPath::kAvx2)
+      return channel_sum_avx2<kTerm>(a, a_stride, b, b_stride, center, n, spatial);
   }
 #endif
   double total = 0;
@@ -253,7 +270,7 @@ void affine_rows(T* out, const T* in, T center, T scale, T shift, int64_t n, int
                  int64_t spatial, bool relu = false) {
 #if defined(__x86_64__) || defined(_M_X64)
   if constexpr (std::is_same_v<T, float>) {
-    if (std::string_view(gemm_isa()) == "avx512") {
+    if (vector_path() == VectorPath::kAvx512) {
       for (int64_t i = 0; i < n; ++i)
         affine_row_avx512(out + i * stride, in + i * stride, center, scale, shift, spatial, relu);
       return;
@@ -295,7 +312,7 @@ void backward_train_channel(T* d_in, T* d_gamma, T* d_beta, const T* d_out, int6
   const T b = static_cast<T>(sum_dy_xc * is * is / count);
 #if defined(__x86_64__) || defined(_M_X64)
   if constexpr (std::is_same_v<T, float>) {
-    if (std::string_view(gemm_isa()) == "avx512") {
+    if (vector_path() == VectorPath::kAvx512) {
       for (int64_t i = 0; i < n; ++i)
         backward_row_avx512(d_in + i * stride, d_out + i * d_stride, in + i * stride, k, a, b, mean,
                             spatial);
