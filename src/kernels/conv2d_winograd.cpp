@@ -12,7 +12,8 @@
 // Each output tile is then bias + A^T M A (2x2). Tiles that stick out of the output are
 // computed on zeros and not stored. F(4x4, 3x3) is the same with 4x4 tiles, 6x6 patches and
 // 36 positions (its matrices are in conv2d_winograd4.cpp), used on outputs of 16 columns or
-// more and of 11 (tile_size).
+// more (tile_size) and on small planes of a batch, where its transforms hold 16 samples'
+// same tile per vector (lanes_pay, conv2d_winograd_lanes.cpp) rather than 16 tiles of one.
 //
 // The weight gradient runs the forward backwards: with each output-gradient tile dY (2x2)
 // transformed to A dY A^T (4x4), zeros past the output,
@@ -41,7 +42,14 @@ namespace scratchnet::winograd {
 
 namespace {
 
-enum Slot { kPlanes, kV, kM, kU, kFlipped, kGroupSums, kNumSlots };
+enum Slot { kPlanes, kLanesOut, kV, kM, kU, kFlipped, kGroupSums, kNumSlots };
+
+// Where a buffer holds planes (rows, columns, lanes) of values surrounded by zeros: its
+// first plane's values at (top, left), each (h, w), `count` such planes.
+struct Layout {
+  int64_t count, h, w, top, left, rows, cols, lanes;
+  bool operator==(const Layout&) const = default;
+};
 
 class Scratch {
  public:
@@ -52,6 +60,7 @@ class Scratch {
 
   // At least n floats, 64-byte aligned; grows, never shrinks.
   float* get(int64_t n) {
+    zeroed_ = {};
     if (n > size_) {
       release();
       data_ = static_cast<float*>(
@@ -59,6 +68,16 @@ class Scratch {
       size_ = n;
     }
     return data_;
+  }
+
+  // get(n) with zeros outside the places of `layout`: written only when the last call was not
+  // one with the same layout (the callers write those places only).
+  float* zeroed(int64_t n, const Layout& layout) {
+    const bool ready = layout == zeroed_ && n <= size_;
+    float* data = get(n);
+    if (!ready) std::fill(data, data + n, 0.0f);
+    zeroed_ = layout;
+    return data;
   }
 
  private:
@@ -69,31 +88,36 @@ class Scratch {
   }
   float* data_ = nullptr;
   int64_t size_ = 0;
+  Layout zeroed_{};
 };
 
 // kU and kFlipped are filled by the calling thread before a parallel_for, and kGroupSums is
 // the calling thread's but filled inside one, so they have slots of their own (the calling
 // thread also runs a chunk).
-float* scratch(Slot slot, int64_t n) {
-  thread_local Scratch buffers[kNumSlots];
-  return buffers[slot].get(n);
+Scratch& buffers(Slot slot) {
+  thread_local Scratch all[kNumSlots];
+  return all[slot];
 }
 
-// xp (planes, hp, wp) = x (planes, h, w) placed at (pad, pad), zeros elsewhere. The copies
-// never write the zeros, so they are written only when xp or its layout differs from the last
-// call's on this thread.
+float* scratch(Slot slot, int64_t n) { return buffers(slot).get(n); }
+
+// The padded planes (planes, hp, wp) of one sample, or (hp, wp, 16) of a chunk's samples in
+// the lanes, with zeros where the input is not.
+float* padded_planes(const Shape3& s) {
+  const int64_t planes = s.lanes ? 1 : s.planes, lanes = s.lanes ? kLanes : 1;
+  return buffers(kPlanes).zeroed(planes * s.hp * s.wp * lanes,
+                                 {planes, s.h, s.w, s.pad, s.pad, s.hp, s.wp, lanes});
+}
+
+// The (4 ty, 4 tx, 16) output-gradient plane of a chunk's samples in the lanes, zeros past
+// (oh, ow).
+float* lanes_grad_planes(const Shape3& s) {
+  const int64_t rows = s.m * s.ty, cols = s.m * s.tx;
+  return buffers(kLanesOut).zeroed(rows * cols * kLanes, {1, s.oh, s.ow, 0, 0, rows, cols, kLanes});
+}
+
+// xp (planes, hp, wp) = x (planes, h, w) placed at (pad, pad), zeros elsewhere (padded_planes).
 void pad_sample(float* xp, const float* x, const Shape3& s) {
-  struct Layout {
-    const float* xp;
-    int64_t planes, h, w, pad, hp, wp;
-    bool operator==(const Layout&) const = default;
-  };
-  thread_local Layout zeroed{};
-  const Layout layout{xp, s.planes, s.h, s.w, s.pad, s.hp, s.wp};
-  if (!(layout == zeroed)) {
-    std::fill(xp, xp + s.planes * s.hp * s.wp, 0.0f);
-    zeroed = layout;
-  }
   const int64_t rows = std::min(s.h, s.hp - s.pad), cols = std::min(s.w, s.wp - s.pad);
   for (int64_t c = 0; c < s.planes; ++c)
     conv2d_copy_rows_avx512(xp + (c * s.hp + s.pad) * s.wp + s.pad, s.wp, x + c * s.h * s.w, s.w,
@@ -315,13 +339,17 @@ const Transforms& transforms(const Shape3& s) {
 void run_chunk(float* out, const float* in, const float* u, const float* bias,
                const Conv2dEpilogue* e, int64_t s0, int64_t count, bool parallel_products,
                const Shape3& s) {
-  float* xp = scratch(kPlanes, s.planes * s.hp * s.wp);
+  float* xp = padded_planes(s);
   float* v = scratch(kV, s.positions * s.planes * s.t_chunk);  // (positions, planes, t_chunk)
   float* mm = scratch(kM, s.positions * s.outs * s.t_chunk);   // (positions, outs, t_chunk)
-  const int64_t t_used = count * s.tiles;
-  for (int64_t k = 0; k < count; ++k) {
-    pad_sample(xp, in + (s0 + k) * s.planes * s.h * s.w, s);
-    transforms(s).input(v, k * s.tiles, xp, s);
+  const int64_t t_used = count * s.tiles, in_size = s.planes * s.h * s.w;
+  if (s.lanes) {
+    input_transform4_lanes(v, xp, in + s0 * in_size, count, s);
+  } else {
+    for (int64_t k = 0; k < count; ++k) {
+      pad_sample(xp, in + (s0 + k) * in_size, s);
+      transforms(s).input(v, k * s.tiles, xp, s);
+    }
   }
   for (int xi = 0; xi < s.positions; ++xi) {
     const GemmArgs g{.trans_a = true,
@@ -337,9 +365,13 @@ void run_chunk(float* out, const float* in, const float* u, const float* bias,
     parallel_products ? gemm_parallel(g) : gemm(g);
   }
   const int64_t out_size = s.outs * (e && e->pool ? (s.oh / 2) * (s.ow / 2) : s.oh * s.ow);
-  for (int64_t k = 0; k < count; ++k) {
-    transforms(s).output(out + (s0 + k) * out_size, mm, k * s.tiles, bias, e, s);
+  if (s.lanes) {
+    float* yp = scratch(kLanesOut, s.ty * s.tx * s.m * s.m * kLanes);
+    output_transform4_lanes(out + s0 * out_size, yp, mm, count, bias, s);
+    return;
   }
+  for (int64_t k = 0; k < count; ++k)
+    transforms(s).output(out + (s0 + k) * out_size, mm, k * s.tiles, bias, e, s);
 }
 
 void run(float* out, const float* in, const float* weight, const float* bias,
@@ -364,15 +396,22 @@ void run(float* out, const float* in, const float* weight, const float* bias,
 // input and output-gradient transforms, then dU_xi += (A dY A^T)_xi * V_xi^T.
 void weight_grad_chunks(float* du, const float* d_out, const float* in, int64_t q0, int64_t q1,
                         bool parallel_products, const Shape3& s) {
-  float* xp = scratch(kPlanes, s.planes * s.hp * s.wp);
+  float* xp = padded_planes(s);
   float* v = scratch(kV, s.positions * s.planes * s.t_chunk);  // (positions, planes, t_chunk)
   float* gt = scratch(kM, s.positions * s.outs * s.t_chunk);   // (positions, outs, t_chunk)
+  const int64_t in_size = s.planes * s.h * s.w, out_size = s.outs * s.oh * s.ow;
+  float* dyp = s.lanes ? lanes_grad_planes(s) : nullptr;
   for (int64_t q = q0; q < q1; ++q) {
     const int64_t s0 = q * s.chunk, count = std::min(s.chunk, s.n - s0);
-    for (int64_t k = 0; k < count; ++k) {
-      pad_sample(xp, in + (s0 + k) * s.planes * s.h * s.w, s);
-      transforms(s).input(v, k * s.tiles, xp, s);
-      transforms(s).grad(gt, k * s.tiles, d_out + (s0 + k) * s.outs * s.oh * s.ow, s);
+    if (s.lanes) {
+      input_transform4_lanes(v, xp, in + s0 * in_size, count, s);
+      grad_transform4_lanes(gt, dyp, d_out + s0 * out_size, count, s);
+    } else {
+      for (int64_t k = 0; k < count; ++k) {
+        pad_sample(xp, in + (s0 + k) * in_size, s);
+        transforms(s).input(v, k * s.tiles, xp, s);
+        transforms(s).grad(gt, k * s.tiles, d_out + (s0 + k) * out_size, s);
+      }
     }
     for (int xi = 0; xi < s.positions; ++xi) {
       const GemmArgs g{.trans_b = true,
@@ -404,15 +443,25 @@ bool winograd_pays(const Conv2dDims& d, int64_t out_h, int64_t out_w) {
 // F(4x4, 3x3) for outputs of 16 columns (4 tiles of 4) or more, else F(2x2, 3x3). Measured
 // faster from there in all three passes (forward 1.2-1.7x, backward 1.2-1.3x on 16 to 56
 // columns, 32 to 64 channels, one thread); at 14 columns its partial tiles make the input
-// gradient slower. Also at 11 columns (3 tiles, one column past the output): `basic`'s second
-// convolution trains 1.025x faster with its forward and weight gradient in F(4x4, 3x3) (its
-// input gradient has 13 columns and stays in F(2x2, 3x3); all three in F(4x4, 3x3): 0.96x).
-int64_t tile_size(int64_t out_w) { return out_w >= 16 || out_w == 11 ? 4 : 2; }
+// gradient slower.
+int64_t tile_size(int64_t out_w) { return out_w >= 16 ? 4 : 2; }
 
-// The forward's chunks: at least 96 tiles of 4x4 (two 28x28 samples) or 192 of 2x2.
-Shape3 run_shape(int64_t n, int64_t planes, int64_t h, int64_t w, int64_t pad, int64_t outs) {
-  const int64_t m = tile_size(w + 2 * pad - 2);
-  return Shape3(n, planes, h, w, pad, outs, m, m == 4 ? 96 : 192);
+// Samples in the lanes, in F(4x4, 3x3), for outputs of at most 16 columns (rows of at most 4
+// tiles: half the lanes or fewer used with the tiles in them) when a chunk fills at least half
+// the lanes. `basic`'s second convolution (11 and 13 columns, 9 and 16 tiles) trains 1.2x
+// faster so on one thread than in the tiles' lanes (F(4x4, 3x3) forward and weight gradient,
+// F(2x2, 3x3) input gradient).
+bool lanes_pay(int64_t n, int64_t out_w) { return n >= kLanes / 2 && out_w <= 16; }
+
+// The forward's chunks: at least 96 tiles of 4x4 (two 28x28 samples) or 192 of 2x2, or 16
+// samples in the lanes. An epilogue runs with the tiles in the lanes, in F(4x4, 3x3) where
+// the lanes would be used without it: the same values as the layers one by one.
+Shape3 run_shape(int64_t n, int64_t planes, int64_t h, int64_t w, int64_t pad, int64_t outs,
+                 const Conv2dEpilogue* e) {
+  const int64_t out_w = w + 2 * pad - 2;
+  const bool small = lanes_pay(n, out_w);
+  const int64_t m = small ? 4 : tile_size(out_w);
+  return Shape3(n, planes, h, w, pad, outs, m, m == 4 ? 96 : 192, small && !e);
 }
 
 }  // namespace
@@ -431,7 +480,7 @@ bool conv2d_winograd_input_grad_ok(const Conv2dDims& d) {
 
 void conv2d_winograd_forward(float* out, const float* in, const float* weight, const float* bias,
                              const Conv2dDims& d, const Conv2dEpilogue* e) {
-  run(out, in, weight, bias, e, run_shape(d.n, d.c, d.h, d.w, d.padding, d.oc));
+  run(out, in, weight, bias, e, run_shape(d.n, d.c, d.h, d.w, d.padding, d.oc, e));
 }
 
 void conv2d_winograd_input_grad(float* d_in, const float* d_out, const float* weight,
@@ -443,14 +492,16 @@ void conv2d_winograd_input_grad(float* d_in, const float* d_out, const float* we
     for (int64_t c = 0; c < d.c; ++c)
       for (int64_t q = 0; q < 9; ++q)
         flipped[(c * d.oc + o) * 9 + 8 - q] = weight[(o * d.c + c) * 9 + q];
-  run(d_in, d_out, flipped, nullptr, nullptr, run_shape(d.n, d.oc, d.oh, d.ow, 2 - d.padding, d.c));
+  run(d_in, d_out, flipped, nullptr, nullptr,
+      run_shape(d.n, d.oc, d.oh, d.ow, 2 - d.padding, d.c, nullptr));
 }
 
 void conv2d_winograd_weight_grad(float* d_weight, const float* d_out, const float* in,
                                  const Conv2dDims& d) {
   // Longer chunks than the forward's: here the tiles are the products' sum (K).
-  const int64_t m = tile_size(d.ow);
-  const Shape3 s(d.n, d.c, d.h, d.w, d.padding, d.oc, m, m == 4 ? 96 : 384);
+  const bool lanes = lanes_pay(d.n, d.ow);
+  const int64_t m = lanes ? 4 : tile_size(d.ow);
+  const Shape3 s(d.n, d.c, d.h, d.w, d.padding, d.oc, m, m == 4 ? 96 : 384, lanes);
   const int64_t chunks = (s.n + s.chunk - 1) / s.chunk, groups = std::min<int64_t>(chunks, 8);
   const int64_t du_size = s.positions * s.outs * s.planes;
   float* sums = scratch(kGroupSums, groups * du_size);  // (groups, positions, outs, planes)

@@ -16,19 +16,21 @@ namespace scratchnet::winograd {
 constexpr int kLanes = 16;
 
 // One convolution: `planes` input planes (h, w) padded by `pad`, `outs` output planes, in
-// output tiles of m x m: F(2x2, 3x3) (m = 2) or F(4x4, 3x3) (m = 4).
+// output tiles of m x m: F(2x2, 3x3) (m = 2) or F(4x4, 3x3) (m = 4). With `lanes` (F(4x4, 3x3)
+// only) the transforms hold 16 samples' same tile per vector, and chunks have 16 samples.
 struct Shape3 {
   int64_t n, planes, h, w, pad, outs;
   int64_t m, positions;    // tile size, and (m + 2)^2 positions of the transforms
+  bool lanes;              // samples in the transforms' lanes
   int64_t oh, ow;          // output: h + 2*pad - 2, likewise
   int64_t ty, tx, tiles;   // tiles per sample: ceil(oh / m) x ceil(ow / m)
   int64_t hp, wp;          // padded plane: every tile's (m + 2)^2 patch fits
-  int64_t chunk, t_chunk;  // samples per chunk and tiles per chunk
+  int64_t chunk, t_chunk;  // samples per chunk; columns of V, M and G (t_chunk above)
 
-  // Chunks of at least min_tiles tiles (or the whole batch).
+  // Chunks of at least min_tiles tiles (or the whole batch); of 16 samples with lanes.
   Shape3(int64_t n_, int64_t planes_, int64_t h_, int64_t w_, int64_t pad_, int64_t outs_,
-         int64_t m_, int64_t min_tiles)
-      : n(n_), planes(planes_), h(h_), w(w_), pad(pad_), outs(outs_), m(m_) {
+         int64_t m_, int64_t min_tiles, bool lanes_ = false)
+      : n(n_), planes(planes_), h(h_), w(w_), pad(pad_), outs(outs_), m(m_), lanes(lanes_) {
     positions = (m + 2) * (m + 2);
     oh = h + 2 * pad - 2;
     ow = w + 2 * pad - 2;
@@ -37,8 +39,11 @@ struct Shape3 {
     tiles = ty * tx;
     hp = m * ty + 2;
     wp = m * tx + 2;
-    chunk = std::clamp<int64_t>((min_tiles + tiles - 1) / tiles, 1, n);
-    t_chunk = chunk * tiles;
+    chunk = lanes ? std::min<int64_t>(kLanes, n)
+                  : std::clamp<int64_t>((min_tiles + tiles - 1) / tiles, 1, n);
+    // A chunk's tiles, 16 more where rows of V would be a multiple of 1 KiB apart (they share
+    // cache sets, and gemm then copies them rather than read them in place).
+    t_chunk = chunk * tiles + (chunk * tiles % 256 == 0 ? kLanes : 0);
   }
 };
 
@@ -104,6 +109,47 @@ __attribute__((target("avx512f"))) inline __m512 max4(__m512 a, __m512 b, __m512
   return best;
 }
 
+// F(4x4, 3x3)'s matrices (conv2d_winograd4.cpp) on vectors of 16 tiles.
+
+// B^T z for the 6 vectors z (a column or a row of patches).
+__attribute__((target("avx512f"))) inline void b6(__m512 o[6], const __m512 z[6]) {
+  const __m512 four = _mm512_set1_ps(4.0f), five = _mm512_set1_ps(5.0f);
+  const __m512 two = _mm512_set1_ps(2.0f);
+  const __m512 s12 = _mm512_add_ps(z[1], z[2]), d12 = _mm512_sub_ps(z[1], z[2]);
+  const __m512 s34 = _mm512_add_ps(z[3], z[4]), d43 = _mm512_sub_ps(z[4], z[3]);
+  const __m512 d42 = _mm512_sub_ps(z[4], z[2]), d31 = _mm512_sub_ps(z[3], z[1]);
+  o[0] = _mm512_fmadd_ps(four, z[0], _mm512_fnmadd_ps(five, z[2], z[4]));
+  o[1] = _mm512_fnmadd_ps(four, s12, s34);
+  o[2] = _mm512_fmadd_ps(four, d12, d43);
+  o[3] = _mm512_fmadd_ps(two, d31, d42);
+  o[4] = _mm512_fnmadd_ps(two, d31, d42);
+  o[5] = _mm512_fmadd_ps(four, z[1], _mm512_fnmadd_ps(five, z[3], z[5]));
+}
+
+// A^T m for the 6 vectors m.
+__attribute__((target("avx512f"))) inline void a6(__m512 y[4], const __m512 m[6]) {
+  const __m512 s12 = _mm512_add_ps(m[1], m[2]), d12 = _mm512_sub_ps(m[1], m[2]);
+  const __m512 s34 = _mm512_add_ps(m[3], m[4]), d34 = _mm512_sub_ps(m[3], m[4]);
+  y[0] = _mm512_add_ps(_mm512_add_ps(m[0], s12), s34);
+  y[1] = _mm512_fmadd_ps(_mm512_set1_ps(2.0f), d34, d12);
+  y[2] = _mm512_fmadd_ps(_mm512_set1_ps(4.0f), s34, s12);
+  y[3] = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(8.0f), d34, d12), m[5]);
+}
+
+// A z for the 4 vectors z: (z0, z0 + z1 + z2 + z3, z0 - z1 + z2 - z3, z0 + 2 z1 + 4 z2 + 8 z3,
+// z0 - 2 z1 + 4 z2 - 8 z3, z3).
+__attribute__((target("avx512f"))) inline void a6t(__m512 o[6], const __m512 z[4]) {
+  const __m512 s02 = _mm512_add_ps(z[0], z[2]), s13 = _mm512_add_ps(z[1], z[3]);
+  const __m512 f02 = _mm512_fmadd_ps(_mm512_set1_ps(4.0f), z[2], z[0]);
+  const __m512 f13 = _mm512_fmadd_ps(_mm512_set1_ps(8.0f), z[3], _mm512_add_ps(z[1], z[1]));
+  o[0] = z[0];
+  o[1] = _mm512_add_ps(s02, s13);
+  o[2] = _mm512_sub_ps(s02, s13);
+  o[3] = _mm512_add_ps(f02, f13);
+  o[4] = _mm512_sub_ps(f02, f13);
+  o[5] = z[3];
+}
+
 // F(4x4, 3x3)'s transforms (conv2d_winograd4.cpp), each with the contract of its F(2x2, 3x3)
 // counterpart in conv2d_winograd.cpp on 4x4 tiles: V, M and G have 36 positions.
 void input_transform4(float* v, int64_t t0, const float* xp, const Shape3& s);
@@ -114,5 +160,17 @@ void filter_transform4(float* u, const float* weight, int64_t outs, int64_t plan
                        int64_t o1);
 void filter_grad_transform4(float* d_weight, const float* du, int64_t outs, int64_t planes,
                             int64_t o0, int64_t o1);
+
+// F(4x4, 3x3)'s transforms with the samples in the lanes (conv2d_winograd_lanes.cpp), for
+// planes of few tiles (Shape3::lanes): a chunk of count <= 16 samples at once, its tile t of
+// sample k in column t * count + k of V, M and G. x, out and dy point at the chunk's first
+// sample; the buffers are (rows, columns, 16) planes of the chunk's samples.
+//   xp (hp, wp, 16): zero outside the input's place at (pad, pad), which the call fills.
+//   yp (4 ty, 4 tx, 16): any values.
+//   dyp (4 ty, 4 tx, 16): zero past (oh, ow), which the call fills.
+void input_transform4_lanes(float* v, float* xp, const float* x, int64_t count, const Shape3& s);
+void output_transform4_lanes(float* out, float* yp, const float* mm, int64_t count,
+                             const float* bias, const Shape3& s);
+void grad_transform4_lanes(float* gt, float* dyp, const float* dy, int64_t count, const Shape3& s);
 
 }  // namespace scratchnet::winograd

@@ -56,31 +56,6 @@ __attribute__((target("avx512f"))) inline __m512i pack_index(int lower) {
   return _mm512_mask_add_epi32(lane, from_b, lane, _mm512_set1_epi32(16 - lower));
 }
 
-// B^T z for the 6 vectors z (a column or a row of patches).
-__attribute__((target("avx512f"))) inline void b6(__m512 o[6], const __m512 z[6]) {
-  const __m512 four = _mm512_set1_ps(4.0f), five = _mm512_set1_ps(5.0f);
-  const __m512 two = _mm512_set1_ps(2.0f);
-  const __m512 s12 = _mm512_add_ps(z[1], z[2]), d12 = _mm512_sub_ps(z[1], z[2]);
-  const __m512 s34 = _mm512_add_ps(z[3], z[4]), d43 = _mm512_sub_ps(z[4], z[3]);
-  const __m512 d42 = _mm512_sub_ps(z[4], z[2]), d31 = _mm512_sub_ps(z[3], z[1]);
-  o[0] = _mm512_fmadd_ps(four, z[0], _mm512_fnmadd_ps(five, z[2], z[4]));
-  o[1] = _mm512_fnmadd_ps(four, s12, s34);
-  o[2] = _mm512_fmadd_ps(four, d12, d43);
-  o[3] = _mm512_fmadd_ps(two, d31, d42);
-  o[4] = _mm512_fnmadd_ps(two, d31, d42);
-  o[5] = _mm512_fmadd_ps(four, z[1], _mm512_fnmadd_ps(five, z[3], z[5]));
-}
-
-// A^T m for the 6 vectors m.
-__attribute__((target("avx512f"))) inline void a6(__m512 y[4], const __m512 m[6]) {
-  const __m512 s12 = _mm512_add_ps(m[1], m[2]), d12 = _mm512_sub_ps(m[1], m[2]);
-  const __m512 s34 = _mm512_add_ps(m[3], m[4]), d34 = _mm512_sub_ps(m[3], m[4]);
-  y[0] = _mm512_add_ps(_mm512_add_ps(m[0], s12), s34);
-  y[1] = _mm512_fmadd_ps(_mm512_set1_ps(2.0f), d34, d12);
-  y[2] = _mm512_fmadd_ps(_mm512_set1_ps(4.0f), s34, s12);
-  y[3] = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(8.0f), d34, d12), m[5]);
-}
-
 // out[j] for j < count (at most 4): columns j .. j + 28 step 4 of the 32 floats at `row`
 // (those past `avail` read as 0) in lanes 0-7.
 __attribute__((target("avx512f"))) inline void every4(__m512* out, int count, const float* row,
@@ -104,20 +79,6 @@ void g6(double* const z[6], const double* a, const double* b, const double* c, i
     z[4][p] = even - odd;
     z[5][p] = c[p];
   }
-}
-
-// A z for the 4 vectors z: (z0, z0 + z1 + z2 + z3, z0 - z1 + z2 - z3, z0 + 2 z1 + 4 z2 + 8 z3,
-// z0 - 2 z1 + 4 z2 - 8 z3, z3).
-__attribute__((target("avx512f"))) inline void a6t(__m512 o[6], const __m512 z[4]) {
-  const __m512 s02 = _mm512_add_ps(z[0], z[2]), s13 = _mm512_add_ps(z[1], z[3]);
-  const __m512 f02 = _mm512_fmadd_ps(_mm512_set1_ps(4.0f), z[2], z[0]);
-  const __m512 f13 = _mm512_fmadd_ps(_mm512_set1_ps(8.0f), z[3], _mm512_add_ps(z[1], z[1]));
-  o[0] = z[0];
-  o[1] = _mm512_add_ps(s02, s13);
-  o[2] = _mm512_sub_ps(s02, s13);
-  o[3] = _mm512_add_ps(f02, f13);
-  o[4] = _mm512_sub_ps(f02, f13);
-  o[5] = z[3];
 }
 
 }  // namespace

@@ -372,11 +372,15 @@ std::vector<Case> fast_cases() {
       {2, 8, 40, 37, 8, 3, 1, 1, true},
       {11, 8, 4, 24, 8, 3, 1, 1, true},
       // Winograd with rows of 6 to 8 tiles, odd numbers of tile rows and odd sizes (`basic`'s
-      // second convolution first: F(4x4, 3x3) on its 11 output columns, rows of 3 tiles, and
-      // F(2x2, 3x3) for its input gradient), and a weight gradient in 8 groups of 10 chunks.
+      // second convolution first), and a weight gradient in 8 groups of 10 chunks. Up to 16
+      // columns and 8 samples or more, F(4x4, 3x3) with the samples in the lanes: chunks of
+      // 16 and 8, of 10, of 12 with padding 2, of 16 and 1; with 7 samples, F(2x2, 3x3) on
+      // the input gradient's 13 columns (the forward has too few tiles).
       {24, 8, 13, 13, 8, 3, 1, 0, false},
       {10, 8, 16, 15, 8, 3, 1, 1, true},
       {12, 9, 13, 14, 10, 3, 1, 2, true},
+      {17, 8, 11, 11, 9, 3, 1, 1, true},
+      {7, 8, 13, 13, 8, 3, 1, 0, true},
       {30, 8, 24, 24, 8, 3, 1, 1, true},
       // F(4x4, 3x3) (16 columns or more): rows of more than 16 tiles, and of exactly 4.
       {3, 8, 6, 70, 8, 3, 1, 1, true},
