@@ -37,7 +37,9 @@ bool has_avx512() {
 // The common 2x2 window with stride 2 and no padding, 16 outputs at a time: the even and odd
 // columns of two input rows are split into four vectors a, b (row 2y) and c, d (row 2y + 1),
 // then scanned in window order a, b, c, d with the same rule as the scalar loop (take strictly
-// greater or NaN), so values and argmax are identical to it.
+// greater or NaN), so values and argmax are identical to it. The stores write all 16 lanes
+// where those stay in the plane (masked stores cost more): the lanes past a row's end are
+// outputs that the next stores write again.
 __attribute__((target("avx512f"))) void max_pool_2x2_plane(float* dst, int32_t* win,
                                                            const float* src, const Pool2dDims& d) {
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
@@ -68,56 +70,16 @@ __attribute__((target("avx512f"))) void max_pool_2x2_plane(float* dst, int32_t* 
         at = _mm512_mask_mov_epi32(at, take,
                                    _mm512_add_epi32(_mm512_set1_epi32(base + step[t]), even));
       }
-      _mm512_mask_storeu_ps(dst + oy * d.ow + ox, out_mask, best);
-      if (win) _mm512_mask_storeu_epi32(win + oy * d.ow + ox, out_mask, at);
-    }
-  }
-}
-
-// Backward of the 2x2, stride-2 window for one plane: each input element lies in at most one
-// window, so it receives 0 + d_out of that window where argmax points at it and 0 elsewhere
-// (the scalar loop's fill-then-add, signed zeros included). Returns false, having written
-// only part of the plane, if some argmax lies outside its window (not what forward writes);
-// the caller then runs the scalar loop.
-__attribute__((target("avx512f"))) bool max_pool_2x2_backward_plane(float* dst, const float* src,
-                                                                    const int32_t* win,
-                                                                    const Pool2dDims& d) {
-  const __m512i lane2 =
-      _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-  const __m512i lo_idx = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-  const __m512i hi_idx =
-      _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-  const __m512 zero = _mm512_setzero_ps();
-  for (int64_t y = 2 * d.oh; y < d.h; ++y) std::fill(dst + y * d.w, dst + (y + 1) * d.w, 0.0f);
-  for (int64_t oy = 0; oy < d.oh; ++oy) {
-    float* r0 = dst + 2 * oy * d.w;
-    float* r1 = r0 + d.w;
-    for (int64_t x = 2 * d.ow; x < d.w; ++x) r0[x] = r1[x] = 0.0f;
-    for (int64_t ox = 0; ox < d.ow; ox += 16) {
-      const int64_t n = std::min<int64_t>(16, d.ow - ox), cols = 2 * n;
-      const __mmask16 m = static_cast<__mmask16>(n >= 16 ? 0xFFFF : (1u << n) - 1u);
-      const __mmask16 lo = static_cast<__mmask16>(cols >= 16 ? 0xFFFF : (1u << cols) - 1u);
-      const __mmask16 hi = static_cast<__mmask16>(cols <= 16 ? 0 : (1u << (cols - 16)) - 1u);
-      const __m512 g = _mm512_add_ps(zero, _mm512_maskz_loadu_ps(m, src + oy * d.ow + ox));
-      const __m512i at = _mm512_maskz_loadu_epi32(m, win + oy * d.ow + ox);
-      const __m512i base =
-          _mm512_add_epi32(_mm512_set1_epi32(static_cast<int32_t>(2 * oy * d.w + 2 * ox)), lane2);
-      const int32_t step[4] = {0, 1, static_cast<int32_t>(d.w), static_cast<int32_t>(d.w + 1)};
-      __mmask16 hit[4], any = 0;
-      for (int t = 0; t < 4; ++t) {
-        hit[t] = _mm512_cmpeq_epi32_mask(at, _mm512_add_epi32(base, _mm512_set1_epi32(step[t])));
-        any = static_cast<__mmask16>(any | hit[t]);
+      const int64_t o = oy * d.ow + ox;
+      if (o + 16 <= d.oh * d.ow) {  // lanes past the row land on outputs stored later
+        _mm512_storeu_ps(dst + o, best);
+        if (win) _mm512_storeu_si512(win + o, at);
+      } else {
+        _mm512_mask_storeu_ps(dst + o, out_mask, best);
+        if (win) _mm512_mask_storeu_epi32(win + o, out_mask, at);
       }
-      if ((any & m) != m) return false;
-      const __m512 v[4] = {_mm512_maskz_mov_ps(hit[0], g), _mm512_maskz_mov_ps(hit[1], g),
-                           _mm512_maskz_mov_ps(hit[2], g), _mm512_maskz_mov_ps(hit[3], g)};
-      _mm512_mask_storeu_ps(r0 + 2 * ox, lo, _mm512_permutex2var_ps(v[0], lo_idx, v[1]));
-      _mm512_mask_storeu_ps(r0 + 2 * ox + 16, hi, _mm512_permutex2var_ps(v[0], hi_idx, v[1]));
-      _mm512_mask_storeu_ps(r1 + 2 * ox, lo, _mm512_permutex2var_ps(v[2], lo_idx, v[3]));
-      _mm512_mask_storeu_ps(r1 + 2 * ox + 16, hi, _mm512_permutex2var_ps(v[2], hi_idx, v[3]));
     }
   }
-  return true;
 }
 
 }  // namespace
@@ -157,12 +119,6 @@ void max_pool2d_forward_plane(T* out, int32_t* argmax, const T* in, const Pool2d
 template <typename T>
 void max_pool2d_backward_plane(T* d_in, const T* d_out, const int32_t* argmax,
                                const Pool2dDims& d) {
-#if defined(__x86_64__) || defined(_M_X64)
-  if constexpr (std::is_same_v<T, float>)
-    if (d.k == 2 && d.stride == 2 && d.padding == 0 && has_avx512() &&
-        max_pool_2x2_backward_plane(d_in, d_out, argmax, d))
-      return;
-#endif
   std::fill(d_in, d_in + d.h * d.w, T(0));
   for (int64_t o = 0; o < d.oh * d.ow; ++o) d_in[argmax[o]] += d_out[o];
 }
