@@ -312,6 +312,9 @@ void conv2d_backward(float* d_in, float* d_weight, float* d_bias, const float* d
                      const float* in, const float* weight, const Conv2dDims& d) {
   conv2d_check_dims(d, "conv2d_backward");
   if (d.n == 0) return;
+  if ((d_in || d_weight || d_bias) &&
+      conv2d_sparse_backward(d_in, d_weight, d_bias, d_out, in, weight, d))
+    return;
   if (d_in) {
     if (conv2d_winograd_input_grad_ok(d))
       conv2d_winograd_input_grad(d_in, d_out, weight, d);

@@ -76,6 +76,14 @@ void conv2d_winograd_input_grad(float* d_in, const float* d_out, const float* we
 void conv2d_winograd_weight_grad(float* d_weight, const float* d_out, const float* in,
                                  const Conv2dDims& d);
 
+// The backward pass as direct sums over the nonzero values of d_out only
+// (conv2d_sparse.cpp), for a 3x3 kernel (any stride and padding), at least 8 input channels
+// and AVX-512, when at most a quarter of d_out is nonzero (a convolution followed by max
+// pooling); false, having written nothing, otherwise. Contract of conv2d_backward; the
+// results depend on the data and shape only, never on the thread count.
+bool conv2d_sparse_backward(float* d_in, float* d_weight, float* d_bias, const float* d_out,
+                            const float* in, const float* weight, const Conv2dDims& d);
+
 // True when the direct kernels below handle d on this CPU: one input channel, a 3x3 kernel,
 // stride 1 (any padding) and AVX-512. There the im2col matrix has only 9 rows, too few
 // for gemm to run near its peak.

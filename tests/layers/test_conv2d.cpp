@@ -5,6 +5,7 @@
 #include <cstring>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "scratchnet/check.h"
@@ -277,13 +278,17 @@ std::vector<double> abs_of(std::vector<double> v) {
   return v;
 }
 
-FastCase make_fast_case(const Case& t, uint64_t seed) {
+// With keep > 1, about one output-gradient value in `keep` is nonzero (the others 0, as after
+// max pooling), scattered.
+FastCase make_fast_case(const Case& t, uint64_t seed, int keep = 1) {
   FastCase f{t, dims_of(t), {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}};
   const Conv2dDims& d = f.d;
   f.in = to_float(testing::random_doubles(d.n * d.c * d.h * d.w, seed));
   f.w = to_float(testing::random_doubles(d.oc * d.c * d.k * d.k, seed + 1));
   f.b = to_float(testing::random_doubles(d.oc, seed + 2));
   f.g = to_float(testing::random_doubles(d.n * d.oc * d.oh * d.ow, seed + 3));
+  for (size_t i = 0; keep > 1 && i < f.g.size(); ++i)
+    if ((i * 2654435761u >> 7) % static_cast<size_t>(keep) != 0) f.g[i] = 0.0f;
   auto run = [&](const std::vector<double>& in, const std::vector<double>& w,
                  const std::vector<double>& b, const std::vector<double>& g,
                  std::vector<double>& out, std::vector<double>& d_in, std::vector<double>& d_w,
@@ -409,6 +414,55 @@ TEST(Conv2d, FastKernelsMatchTheReferenceOnManyShapes) {
     check_fast_case(make_fast_case(t, seed), seed % 2 ? 0.25f : 0.0f);
     seed += 4;
   }
+}
+
+// An output gradient with at most a quarter nonzero takes the sums over its nonzero values
+// (3x3 kernels, 8 channels or more): `basic`'s second convolution, strides 2 and 3, padding 1
+// and 2, channels not a multiple of 16 and more than two vectors of them, one sample; exactly
+// a quarter nonzero, and a denser gradient (the other kernels).
+TEST(Conv2d, FastBackwardOfAMostlyZeroGradientMatchesTheReference) {
+  const std::pair<Case, int> cases[] = {
+      {{3, 32, 13, 13, 64, 3, 1, 0, true}, 5}, {{2, 9, 10, 11, 7, 3, 2, 1, true}, 4},
+      {{2, 40, 6, 7, 5, 3, 1, 2, false}, 6},   {{4, 16, 9, 9, 8, 3, 1, 1, true}, 8},
+      {{1, 8, 20, 17, 3, 3, 3, 0, true}, 5},   {{2, 12, 8, 8, 16, 3, 1, 1, true}, 2},
+  };
+  uint64_t seed = 500;
+  for (const auto& [t, keep] : cases) {
+    SCOPED_TRACE(name_of(t) + fmt::format(" one in {} nonzero", keep));
+    check_fast_case(make_fast_case(t, seed, keep), seed % 2 ? 0.5f : 0.0f);
+    seed += 4;
+  }
+  // Exactly a quarter: every other value of every other row.
+  const Case t{2, 8, 9, 9, 4, 3, 1, 0, true};
+  FastCase f = make_fast_case(t, 77);
+  const Conv2dDims& d = f.d;
+  for (int64_t i = 0; i < static_cast<int64_t>(f.g.size()); ++i)
+    if ((i / d.ow) % 2 || (i % d.ow) % 2) f.g[static_cast<size_t>(i)] = 0.0f;
+  FastCase quarter = make_fast_case(t, 77);
+  quarter.g = f.g;
+  std::vector<double> g = to_double(f.g);
+  quarter.d_in.assign(f.in.size(), 0.0);
+  quarter.d_w.assign(f.w.size(), 0.0);
+  quarter.d_b.assign(f.b.size(), 0.0);
+  conv2d_backward_reference(quarter.d_in.data(), quarter.d_w.data(), quarter.d_b.data(), g.data(),
+                            to_double(f.in).data(), to_double(f.w).data(), d);
+  check_fast_case(quarter, 0.0f);
+
+  // The same bits for any thread count.
+  FastCase b = make_fast_case({5, 24, 11, 11, 10, 3, 1, 1, true}, 9, 5);
+  auto run = [&](int threads) {
+    set_num_threads(threads);
+    std::vector<float> d_in(b.in.size()), d_w(b.w.size()), d_b(b.b.size());
+    conv2d_backward(d_in.data(), d_w.data(), d_b.data(), b.g.data(), b.in.data(), b.w.data(), b.d);
+    d_in.insert(d_in.end(), d_w.begin(), d_w.end());
+    d_in.insert(d_in.end(), d_b.begin(), d_b.end());
+    return d_in;
+  };
+  const int saved = num_threads();
+  const auto one = run(1), two = run(2), three = run(3);
+  set_num_threads(saved);
+  EXPECT_EQ(std::memcmp(one.data(), two.data(), one.size() * sizeof(float)), 0);
+  EXPECT_EQ(std::memcmp(one.data(), three.data(), one.size() * sizeof(float)), 0);
 }
 
 TEST(Conv2d, FastBackwardSkipsAnyNullOutput) {
