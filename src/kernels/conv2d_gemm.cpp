@@ -19,9 +19,9 @@
 // depends on the shape only.
 #include <algorithm>
 #include <cstring>
-#include <new>
 
 #include "conv2d_kernels.h"
+#include "scratch.h"
 #include "scratchnet/kernels/gemm.h"
 #include "scratchnet/layers/conv2d.h"
 #include "scratchnet/parallel.h"
@@ -35,35 +35,8 @@ namespace {
 // has a slot of its own, as the calling thread also runs a chunk.
 enum Slot { kCol, kGroupCol, kGroupGrad, kNumSlots };
 
-class Scratch {
- public:
-  Scratch() = default;
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-  ~Scratch() { release(); }
-
-  float* get(int64_t n) {
-    if (n > size_) {
-      release();
-      data_ = static_cast<float*>(
-          ::operator new(static_cast<size_t>(n) * sizeof(float), std::align_val_t(64)));
-      size_ = n;
-    }
-    return data_;
-  }
-
- private:
-  void release() {
-    if (data_) ::operator delete(data_, std::align_val_t(64));
-    data_ = nullptr;
-    size_ = 0;
-  }
-  float* data_ = nullptr;
-  int64_t size_ = 0;
-};
-
 float* scratch(Slot slot, int64_t n) {
-  thread_local Scratch buffers[kNumSlots];
+  thread_local ScratchBuffer buffers[kNumSlots];
   return buffers[slot].get(n);
 }
 

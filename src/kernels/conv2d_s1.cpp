@@ -21,10 +21,10 @@
 // and splits each group's sum over blocks of rows of d_weight^T, so every element is summed
 // in the same order for any thread count.
 #include <algorithm>
-#include <new>
 #include <vector>
 
 #include "conv2d_kernels.h"
+#include "scratch.h"
 #include "scratchnet/parallel.h"
 
 namespace scratchnet {
@@ -33,38 +33,10 @@ namespace {
 
 enum Slot { kPlanes, kWide, kGroupPlanes, kGroupGrad, kFlipped, kAcc, kNumSlots };
 
-class Scratch {
- public:
-  Scratch() = default;
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-  ~Scratch() { release(); }
-
-  // At least n floats, 64-byte aligned; grows, never shrinks.
-  float* get(int64_t n) {
-    if (n > size_) {
-      release();
-      data_ = static_cast<float*>(
-          ::operator new(static_cast<size_t>(n) * sizeof(float), std::align_val_t(64)));
-      size_ = n;
-    }
-    return data_;
-  }
-
- private:
-  void release() {
-    if (data_) ::operator delete(data_, std::align_val_t(64));
-    data_ = nullptr;
-    size_ = 0;
-  }
-  float* data_ = nullptr;
-  int64_t size_ = 0;
-};
-
 // A buffer the calling thread fills before a parallel_for (kGroup*, kFlipped, kAcc)
 // has a slot of its own, as the calling thread also runs a chunk.
 float* scratch(Slot slot, int64_t n) {
-  thread_local Scratch buffers[kNumSlots];
+  thread_local ScratchBuffer buffers[kNumSlots];
   return buffers[slot].get(n);
 }
 

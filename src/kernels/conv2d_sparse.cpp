@@ -22,6 +22,7 @@
 
 #include <immintrin.h>
 
+#include "scratch.h"
 #include "transpose_avx512.h"
 
 namespace scratchnet {
@@ -38,36 +39,33 @@ __mmask16 lanes_mask(int64_t count) {
 
 struct Sparse {
   const Conv2dDims& d;
-  int64_t hp, wp, c16;          // padded plane, channels rounded up to 16
-  int64_t cap;                  // entries per (n, o) list
-  std::vector<int32_t>& count;  // (n, oc) nonzero values per plane
-  std::vector<int32_t>& at;     // (n, oc, cap) their top-left tap in the padded plane
-  std::vector<float>& value;    // (n, oc, cap) the values
+  int64_t hp, wp, c16;   // padded plane, channels rounded up to 16
+  int64_t cap;           // entries per (n, o) list
+  const int32_t* where;  // (OH * OW + 15): output (y, x)'s window start y*s*WP + x*s
+  int32_t* count;        // (N, OC): nonzero values per plane
+  int32_t* at;           // (N, OC, cap): their windows' starts
+  float* value;          // (N, OC, cap): the values
 };
 
 // The nonzero values of plane p = (n, o) of d_out, in order, with where their windows start in
 // the padded (HP, WP) plane; 16 at a time, compressed without branches.
 __attribute__((target("avx512f"))) void list_plane(const Sparse& sp, const float* d_out,
                                                    int64_t p) {
-  const Conv2dDims& d = sp.d;
-  const float* g = d_out + p * d.oh * d.ow;
-  int32_t* at = sp.at.data() + p * sp.cap;
-  float* value = sp.value.data() + p * sp.cap;
-  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const int64_t size = sp.d.oh * sp.d.ow;
+  const float* g = d_out + p * size;
+  int32_t* at = sp.at + p * sp.cap;
+  float* value = sp.value + p * sp.cap;
   int32_t count = 0;
-  for (int64_t y = 0; y < d.oh; ++y)
-    for (int64_t x = 0; x < d.ow; x += kLanes) {
-      const __mmask16 m = lanes_mask(d.ow - x);
-      const __m512 v = _mm512_maskz_loadu_ps(m, g + y * d.ow + x);
-      const __mmask16 nz = _mm512_mask_cmp_ps_mask(m, v, _mm512_setzero_ps(), _CMP_NEQ_UQ);
-      const __m512i where = _mm512_add_epi32(
-          _mm512_set1_epi32(static_cast<int32_t>(y * d.stride * sp.wp + x * d.stride)),
-          _mm512_mullo_epi32(lane, _mm512_set1_epi32(static_cast<int32_t>(d.stride))));
-      _mm512_storeu_si512(at + count, _mm512_maskz_compress_epi32(nz, where));
-      _mm512_storeu_ps(value + count, _mm512_maskz_compress_ps(nz, v));
-      count += __builtin_popcount(nz);
-    }
-  sp.count[static_cast<size_t>(p)] = count;
+  for (int64_t i = 0; i < size; i += kLanes) {
+    const __mmask16 m = lanes_mask(size - i);
+    const __m512 v = _mm512_maskz_loadu_ps(m, g + i);
+    const __mmask16 nz = _mm512_mask_cmp_ps_mask(m, v, _mm512_setzero_ps(), _CMP_NEQ_UQ);
+    const __m512i place = _mm512_loadu_si512(sp.where + i);
+    _mm512_storeu_si512(at + count, _mm512_maskz_compress_epi32(nz, place));
+    _mm512_storeu_ps(value + count, _mm512_maskz_compress_ps(nz, v));
+    count += __builtin_popcount(nz);
+  }
+  sp.count[p] = count;
 }
 
 // How many of x[0, size) are not zero.
@@ -165,9 +163,9 @@ __attribute__((target("avx512f"))) void input_grad_sample(float* dx, float* acc,
   values.resize(static_cast<size_t>(places * d.oc));
   for (int64_t o = 0; o < d.oc; ++o) {
     const int64_t p = n * d.oc + o;
-    const int32_t* at = sp.at.data() + p * sp.cap;
-    const float* value = sp.value.data() + p * sp.cap;
-    for (int32_t e = 0; e < sp.count[static_cast<size_t>(p)]; ++e) {
+    const int32_t* at = sp.at + p * sp.cap;
+    const float* value = sp.value + p * sp.cap;
+    for (int32_t e = 0; e < sp.count[p]; ++e) {
       const size_t slot = static_cast<size_t>(at[e] * d.oc + count[static_cast<size_t>(at[e])]++);
       outs[slot] = static_cast<int32_t>(o);
       values[slot] = value[e];
@@ -205,10 +203,10 @@ __attribute__((target("avx512f"))) void weight_grad_block(float* acc, const floa
   const int64_t plane = sp.hp * sp.wp * sp.c16;
   for (int64_t n = n0; n < n1; ++n) {
     const int64_t p = n * d.oc + o;
-    const int32_t* at = sp.at.data() + p * sp.cap;
-    const float* value = sp.value.data() + p * sp.cap;
+    const int32_t* at = sp.at + p * sp.cap;
+    const float* value = sp.value + p * sp.cap;
     const float* x = xt + n * plane + v0 * kLanes;
-    for (int32_t e = 0; e < sp.count[static_cast<size_t>(p)]; ++e) {
+    for (int32_t e = 0; e < sp.count[p]; ++e) {
       const __m512 g = _mm512_set1_ps(value[e]);
       const float* base = x + at[e] * sp.c16;
 #pragma GCC unroll 3
@@ -232,13 +230,14 @@ __attribute__((target("avx512f"))) void weight_grad_block(float* acc, const floa
 void weight_grads(float* d_weight, const float* xt, int64_t o0, int64_t o1, const Sparse& sp) {
   constexpr int64_t kSamples = 2;
   const Conv2dDims& d = sp.d;
-  thread_local std::vector<float> buffer;
-  buffer.assign(static_cast<size_t>((o1 - o0) * kTaps * sp.c16), 0.0f);
+  thread_local ScratchBuffer sums;
+  float* buffer = sums.get((o1 - o0) * kTaps * sp.c16);  // (o1 - o0, 9, C16)
+  std::fill(buffer, buffer + (o1 - o0) * kTaps * sp.c16, 0.0f);
   const int64_t vectors = sp.c16 / kLanes;
   for (int64_t n0 = 0; n0 < d.n; n0 += kSamples)
     for (int64_t o = o0; o < o1; ++o)
       for (int64_t v0 = 0; v0 < vectors; v0 += 2) {
-        float* acc = buffer.data() + (o - o0) * kTaps * sp.c16;
+        float* acc = buffer + (o - o0) * kTaps * sp.c16;
         const int64_t n1 = std::min(d.n, n0 + kSamples);
         if (v0 + 1 < vectors)
           weight_grad_block<2>(acc, xt, o, v0, n0, n1, sp);
@@ -257,42 +256,53 @@ void weight_grads(float* d_weight, const float* xt, int64_t o0, int64_t o1, cons
 bool conv2d_sparse_backward(float* d_in, float* d_weight, float* d_bias, const float* d_out,
                             const float* in, const float* weight, const Conv2dDims& d) {
   if (!conv2d_has_avx512() || d.k != 3 || d.c < 8) return false;
+  const int64_t hp = d.h + 2 * d.padding, wp = d.w + 2 * d.padding, size = d.oh * d.ow;
+  const int64_t planes = d.n * d.oc, cap = size + kLanes;
+  if (hp * wp > std::numeric_limits<int32_t>::max() ||
+      planes * cap > (int64_t{1} << 25) ||             // lists of at most 256 MiB
+      4 * nonzeros(d_out, d.oc * size) > d.oc * size)  // the first sample is dense
+    return false;
+  // The calling thread's buffers (named through references, so the other threads' work uses
+  // these too).
   struct Buffers {
-    std::vector<int32_t> count, at;
-    std::vector<float> value, xt, wt;
+    std::vector<int32_t> where, count, at;
+    ScratchBuffer value, xt, wt;
   };
   thread_local Buffers buffers;
-  Buffers& b = buffers;  // the calling thread's, also in the other threads' work
-  const int64_t hp = d.h + 2 * d.padding, wp = d.w + 2 * d.padding;
-  const Sparse sp{d,       hp,   wp,     (d.c + kLanes - 1) / kLanes * kLanes, d.oh * d.ow + kLanes,
-                  b.count, b.at, b.value};
-  const int64_t planes = d.n * d.oc;
-  if (hp * wp > std::numeric_limits<int32_t>::max() ||
-      planes * sp.cap > (int64_t{1} << 25) ||                        // lists of at most 256 MiB
-      4 * nonzeros(d_out, d.oc * d.oh * d.ow) > d.oc * d.oh * d.ow)  // the first sample dense
-    return false;
+  Buffers& b = buffers;
+  b.where.resize(static_cast<size_t>(size + kLanes));
+  for (int64_t i = 0; i < size; ++i)
+    b.where[static_cast<size_t>(i)] =
+        static_cast<int32_t>((i / d.ow) * d.stride * wp + (i % d.ow) * d.stride);
   b.count.resize(static_cast<size_t>(planes));
-  b.at.resize(static_cast<size_t>(planes * sp.cap));
-  b.value.resize(static_cast<size_t>(planes * sp.cap));
-  parallel_for(planes, parallel_grain(d.oh * d.ow), [&](int64_t begin, int64_t end) {
+  b.at.resize(static_cast<size_t>(planes * cap));
+  const Sparse sp{d,
+                  hp,
+                  wp,
+                  (d.c + kLanes - 1) / kLanes * kLanes,
+                  cap,
+                  b.where.data(),
+                  b.count.data(),
+                  b.at.data(),
+                  b.value.get(planes * cap)};
+  parallel_for(planes, parallel_grain(size), [&](int64_t begin, int64_t end) {
     for (int64_t p = begin; p < end; ++p) list_plane(sp, d_out, p);
   });
   int64_t nonzero = 0;
   for (const int32_t c : b.count) nonzero += c;
-  if (4 * nonzero > planes * d.oh * d.ow) return false;  // more than a quarter: not sparse
+  if (4 * nonzero > planes * size) return false;  // more than a quarter: not sparse
 
   if (d_in) {
-    b.wt.assign(static_cast<size_t>(d.oc * kTaps * sp.c16), 0.0f);
+    float* wt = b.wt.get(d.oc * kTaps * sp.c16);  // (OC, 9, C16)
+    std::fill(wt, wt + d.oc * kTaps * sp.c16, 0.0f);
     for (int64_t o = 0; o < d.oc; ++o)
       for (int64_t c = 0; c < d.c; ++c)
         for (int t = 0; t < kTaps; ++t)
-          b.wt[static_cast<size_t>((o * kTaps + t) * sp.c16 + c)] =
-              weight[(o * d.c + c) * kTaps + t];
+          wt[(o * kTaps + t) * sp.c16 + c] = weight[(o * d.c + c) * kTaps + t];
     parallel_for(d.n, [&](int64_t begin, int64_t end) {
-      thread_local std::vector<float> acc;
-      acc.resize(static_cast<size_t>(hp * wp * sp.c16));
+      thread_local ScratchBuffer acc;
       for (int64_t n = begin; n < end; ++n)
-        input_grad_sample(d_in + n * d.c * d.h * d.w, acc.data(), b.wt.data(), n, sp);
+        input_grad_sample(d_in + n * d.c * d.h * d.w, acc.get(hp * wp * sp.c16), wt, n, sp);
     });
   }
   if (d_bias)
@@ -300,21 +310,18 @@ bool conv2d_sparse_backward(float* d_in, float* d_weight, float* d_bias, const f
       float sum = 0.0f;
       for (int64_t n = 0; n < d.n; ++n) {
         const int64_t p = n * d.oc + o;
-        const float* value = b.value.data() + p * sp.cap;
-        for (int32_t e = 0; e < b.count[static_cast<size_t>(p)]; ++e) sum += value[e];
+        for (int32_t e = 0; e < sp.count[p]; ++e) sum += sp.value[p * cap + e];
       }
       d_bias[o] += sum;
     }
   if (!d_weight) return true;
   const int64_t plane = hp * wp * sp.c16;
-  b.xt.resize(static_cast<size_t>(d.n * plane));
+  float* xt = b.xt.get(d.n * plane);  // (N, HP, WP, C16)
   parallel_for(d.n, [&](int64_t begin, int64_t end) {
-    for (int64_t n = begin; n < end; ++n)
-      to_channels(b.xt.data() + n * plane, in + n * d.c * d.h * d.w, sp);
+    for (int64_t n = begin; n < end; ++n) to_channels(xt + n * plane, in + n * d.c * d.h * d.w, sp);
   });
-  parallel_for(d.oc, [&](int64_t begin, int64_t end) {
-    weight_grads(d_weight, b.xt.data(), begin, end, sp);
-  });
+  parallel_for(d.oc,
+               [&](int64_t begin, int64_t end) { weight_grads(d_weight, xt, begin, end, sp); });
   return true;
 }
 

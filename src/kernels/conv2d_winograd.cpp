@@ -28,10 +28,10 @@
 // 1.5e-7 of the sum of the magnitudes of the direct terms for F(2x2, 3x3) on the models'
 // layers, up to 4.1e-6 for F(4x4, 3x3) on the tests' shapes; the tests bound it at 1e-5.
 #include <algorithm>
-#include <new>
 #include <vector>
 
 #include "conv2d_kernels.h"
+#include "scratch.h"
 #include "scratchnet/kernels/gemm.h"
 #include "scratchnet/parallel.h"
 
@@ -51,29 +51,18 @@ struct Layout {
   bool operator==(const Layout&) const = default;
 };
 
+// A buffer, and for zeroed() the layout whose places its zeros surround.
 class Scratch {
  public:
-  Scratch() = default;
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-  ~Scratch() { release(); }
-
-  // At least n floats, 64-byte aligned; grows, never shrinks.
   float* get(int64_t n) {
     zeroed_ = {};
-    if (n > size_) {
-      release();
-      data_ = static_cast<float*>(
-          ::operator new(static_cast<size_t>(n) * sizeof(float), std::align_val_t(64)));
-      size_ = n;
-    }
-    return data_;
+    return buffer_.get(n);
   }
 
   // get(n) with zeros outside the places of `layout`: written only when the last call was not
   // one with the same layout (the callers write those places only).
   float* zeroed(int64_t n, const Layout& layout) {
-    const bool ready = layout == zeroed_ && n <= size_;
+    const bool ready = layout == zeroed_ && n <= buffer_.size();
     float* data = get(n);
     if (!ready) std::fill(data, data + n, 0.0f);
     zeroed_ = layout;
@@ -81,13 +70,7 @@ class Scratch {
   }
 
  private:
-  void release() {
-    if (data_) ::operator delete(data_, std::align_val_t(64));
-    data_ = nullptr;
-    size_ = 0;
-  }
-  float* data_ = nullptr;
-  int64_t size_ = 0;
+  ScratchBuffer buffer_;
   Layout zeroed_{};
 };
 

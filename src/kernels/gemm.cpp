@@ -11,10 +11,10 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
-#include <new>
 #include <string>
 
 #include "gemm_kernels.h"
+#include "scratch.h"
 #include "scratchnet/check.h"
 #include "scratchnet/parallel.h"
 
@@ -95,35 +95,7 @@ const Isa& active_isa() {
 
 // ---- per-thread packing buffers ---------------------------------------------------------
 
-class Buffer {
- public:
-  Buffer() = default;
-  Buffer(const Buffer&) = delete;
-  Buffer& operator=(const Buffer&) = delete;
-  ~Buffer() { release(); }
-
-  // At least n floats, 64-byte aligned; grows, never shrinks.
-  float* get(int64_t n) {
-    if (n > size_) {
-      release();
-      data_ = static_cast<float*>(
-          ::operator new(static_cast<size_t>(n) * sizeof(float), std::align_val_t(64)));
-      size_ = n;
-    }
-    return data_;
-  }
-
- private:
-  void release() {
-    if (data_) ::operator delete(data_, std::align_val_t(64));
-    data_ = nullptr;
-    size_ = 0;
-  }
-  float* data_ = nullptr;
-  int64_t size_ = 0;
-};
-
-thread_local Buffer t_a_buf, t_b_buf;
+thread_local ScratchBuffer t_a_buf, t_b_buf;
 
 // ---- packing (portable versions) --------------------------------------------------------
 
