@@ -4,13 +4,16 @@
 //   d_in[n, c, y*s + i - p, x*s + j - p] = sum d_out[n, o, y, x] * weight[o, c, i, j]
 //   d_weight[o, c, i, j] += sum d_out[n, o, y, x] * in[n, c, y*s + i - p, x*s + j - p]
 //   d_bias[o] += sum d_out[n, o, y, x]
-// over the nonzero d_out values, for the 3x3 kernel at any stride and padding. The channels c
+// over the nonzero d_out values (NaN included), for the 3x3 kernel at any stride and padding.
+// Each plane's nonzero values are first listed with where their windows start. The channels c
 // are in the lanes: the input and the input gradient are held transposed as (HP, WP, C16)
-// planes per sample (zero padded, C rounded up to 16) and the weights as (OC, 9, C16). Each
-// sample's input gradient sums its terms in order (o, y, x, then i, j), each output channel's
-// weight and bias gradients in order (n, y, x), so the results depend only on the data and
-// the shape, never on the threads. Where a d_out value is zero the direct sum's term is zero
-// too: the sums are the direct sums without their zero terms.
+// planes per sample (zero padded, C rounded up to 16) and the weights as (OC, 9, C16).
+//   input gradient, per sample: for each output position (y, x) in order, the sum over o (in
+//     order, in registers) of d_out times the weights, then added once to its 9 places;
+//   weight gradient, per output channel: the terms of samples 0, 1, ... in order, in
+//     registers; bias gradient likewise.
+// So the results depend on the data and the shape only, never on the threads, and for finite
+// inputs and weights equal the direct sums less their zero terms (rounded in another order).
 #include <algorithm>
 #include <limits>
 #include <vector>
@@ -259,7 +262,8 @@ bool conv2d_sparse_backward(float* d_in, float* d_weight, float* d_bias, const f
   const int64_t hp = d.h + 2 * d.padding, wp = d.w + 2 * d.padding, size = d.oh * d.ow;
   const int64_t planes = d.n * d.oc, cap = size + kLanes;
   if (hp * wp > std::numeric_limits<int32_t>::max() ||
-      planes * cap > (int64_t{1} << 25) ||             // lists of at most 256 MiB
+      planes * cap > (int64_t{1} << 25) ||    // lists of at most 256 MiB, a sample's regrouped
+      hp * wp * d.oc > (int64_t{1} << 22) ||  // ones (input_grad_sample) of 32 MiB
       4 * nonzeros(d_out, d.oc * size) > d.oc * size)  // the first sample is dense
     return false;
   // The calling thread's buffers (named through references, so the other threads' work uses

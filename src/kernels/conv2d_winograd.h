@@ -136,6 +136,19 @@ __attribute__((target("avx512f"))) inline void a6(__m512 y[4], const __m512 m[6]
   y[3] = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(8.0f), d34, d12), m[5]);
 }
 
+// r = A^T M for the 36 vectors of M at src (positions plane apart, lanes `load`): the first
+// half of an output transform, column by column.
+__attribute__((target("avx512f"))) inline void a6_columns(__m512 r[4][6], const float* src,
+                                                          int64_t plane, __mmask16 load) {
+#pragma GCC unroll 6
+  for (int j = 0; j < 6; ++j) {
+    __m512 col[6], yv[4];
+    for (int i = 0; i < 6; ++i) col[i] = _mm512_maskz_loadu_ps(load, src + (i * 6 + j) * plane);
+    a6(yv, col);
+    for (int i = 0; i < 4; ++i) r[i][j] = yv[i];
+  }
+}
+
 // A z for the 4 vectors z: (z0, z0 + z1 + z2 + z3, z0 - z1 + z2 - z3, z0 + 2 z1 + 4 z2 + 8 z3,
 // z0 - 2 z1 + 4 z2 - 8 z3, z3).
 __attribute__((target("avx512f"))) inline void a6t(__m512 o[6], const __m512 z[4]) {

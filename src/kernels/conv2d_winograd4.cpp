@@ -149,15 +149,8 @@ __attribute__((target("avx512f"))) void output_transform4(float* out, const floa
       const Group4 g = group4(s, gi);
       const float* src = mm + o * s.t_chunk + t0 + g.y * s.tx + g.x;
       const __mmask16 load = lanes_mask(g.count);
-      __m512 r[4][6];  // A^T M, column by column
-#pragma GCC unroll 6
-      for (int j = 0; j < 6; ++j) {
-        __m512 col[6], yv[4];
-        for (int i = 0; i < 6; ++i)
-          col[i] = _mm512_maskz_loadu_ps(load, src + (i * 6 + j) * plane_m);
-        a6(yv, col);
-        for (int i = 0; i < 4; ++i) r[i][j] = yv[i];
-      }
+      __m512 r[4][6];  // A^T M
+      a6_columns(r, src, plane_m, load);
       __m512 yk[4][4];  // (A^T M A) row i: output column 4 l + k in lane l of yk[i][k]
 #pragma GCC unroll 4
       for (int i = 0; i < 4; ++i) {

@@ -101,15 +101,8 @@ __attribute__((target("avx512f"))) void output_transform4_lanes(float* out, floa
     for (int64_t ty = 0; ty < s.ty; ++ty)
       for (int64_t tx = 0; tx < s.tx; ++tx) {
         const float* src = mm + o * s.t_chunk + (ty * s.tx + tx) * count;
-        __m512 r[4][6];  // A^T M, column by column
-#pragma GCC unroll 6
-        for (int j = 0; j < 6; ++j) {
-          __m512 col[6], yv[4];
-          for (int i = 0; i < 6; ++i)
-            col[i] = _mm512_maskz_loadu_ps(load, src + (i * 6 + j) * plane_m);
-          a6(yv, col);
-          for (int i = 0; i < 4; ++i) r[i][j] = yv[i];
-        }
+        __m512 r[4][6];  // A^T M
+        a6_columns(r, src, plane_m, load);
         float* dst = yp + (4 * ty * ld + 4 * tx) * kLanes;
 #pragma GCC unroll 4
         for (int i = 0; i < 4; ++i) {  // (A^T M A) row i
