@@ -62,15 +62,19 @@ void conv2d_backward_reference(T* d_in, T* d_weight, T* d_bias, const T* d_out, 
 // magnitudes of its terms (tested; about 1e-7 measured, up to 4e-6 where F(4x4, 3x3) runs).
 // Results are bit-identical for any thread count: outputs and input gradients are split over
 // the batch (or, for a batch smaller than the thread count, inside each product), parameter
-// gradients never over the batch, and the algorithm is chosen from the shape alone.
+// gradients never over the batch, and the algorithm is chosen from the shape alone (the
+// backward pass also from how many of d_out's values are zero, never from the threads).
 //
 // Algorithms, by shape (src/kernels/conv2d_*.cpp; AVX-512 ones only where the CPU has it):
+//   backward, 3x3, >= 8 input channels, at most a quarter of d_out nonzero (a convolution
+//     followed by max pooling): direct sums over the nonzero d_out values only;
 //   one input channel, 3x3, stride 1: direct vector kernels for the output and the parameter
 //     gradients (the unfolded matrix would have only 9 rows);
 //   3x3, stride 1, >= 8 channels in and out, output rows of >= 6 2x2 tiles and >= 256 tiles:
 //     Winograd for the output, the input gradient and the weight gradient: F(4x4, 3x3) (4x
 //     fewer multiplies) where the output (for the input gradient, the input) is 16 columns
-//     wide or more, else F(2x2, 3x3) (2.25x fewer);
+//     wide or more, or at most 16 wide in a batch of 8 or more (16 samples' same tile per
+//     vector), else F(2x2, 3x3) (2.25x fewer);
 //   other stride 1: products that read the unfolded matrix in place from a padded copy
 //     ("implicit GEMM"); the input gradient likewise as a convolution of d_out with the
 //     flipped kernel when C >= 8 and padding <= K - 1;
