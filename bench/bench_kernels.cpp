@@ -106,15 +106,17 @@ struct ConvCase {
   const char* what;
   int64_t n, c, oc, hw, padding;  // square input hw x hw, 3x3 kernel, stride 1
   bool backward;                  // d_in, d_weight and d_bias instead of the output
+  bool pooled = false;            // backward: d_out as a 2x2 max-pool passes it back
 };
 
 // The convolutions of the reference models. FLOP/s counts 2 C*9 per output for forward and
-// twice that for backward (input and weight gradients).
+// twice that for backward (input and weight gradients), zeros of a pooled gradient included.
 const ConvCase kConvCases[] = {
     {"basic_conv1_fwd", 64, 1, 32, 28, 0, false},
     {"basic_conv1_bwd", 64, 1, 32, 28, 0, true},
     {"basic_conv2_fwd", 64, 32, 64, 13, 0, false},
     {"basic_conv2_bwd", 64, 32, 64, 13, 0, true},
+    {"basic_conv2_bwd_pooled", 64, 32, 64, 13, 0, true, true},
     {"basic_conv2_fwd_batch1", 1, 32, 64, 13, 0, false},
     {"bn_conv1_fwd", 64, 1, 32, 28, 1, false},
     {"bn_conv1_bwd", 64, 1, 32, 28, 1, true},
@@ -129,6 +131,14 @@ void bm_conv(benchmark::State& state, ConvCase c, int threads) {
   std::vector<float> in = random_floats(d.n * d.c * d.h * d.w, 1);
   std::vector<float> w = random_floats(d.oc * d.c * 9, 2), b = random_floats(d.oc, 3);
   std::vector<float> out = random_floats(d.n * d.oc * d.oh * d.ow, 4);
+  if (c.pooled)  // one value per whole 2x2 window, at a place drawn per window; zeros elsewhere
+    for (int64_t i = 0; i < static_cast<int64_t>(out.size()); ++i) {
+      const int64_t y = i / d.ow % d.oh, x = i % d.ow;
+      const int64_t window = (i / (d.oh * d.ow)) * d.oh * d.ow + (y / 2) * d.ow + x / 2;
+      const bool kept = y / 2 < d.oh / 2 && x / 2 < d.ow / 2 &&
+                        (y % 2) * 2 + x % 2 == static_cast<int64_t>(window * 2654435761u >> 11) % 4;
+      if (!kept) out[static_cast<size_t>(i)] = 0.0f;
+    }
   std::vector<float> d_in(in.size()), d_w(w.size()), d_b(b.size());
   const int saved = num_threads();
   set_num_threads(threads);

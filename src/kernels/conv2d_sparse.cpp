@@ -310,14 +310,16 @@ bool conv2d_sparse_backward(float* d_in, float* d_weight, float* d_bias, const f
     });
   }
   if (d_bias)
-    for (int64_t o = 0; o < d.oc; ++o) {
-      float sum = 0.0f;
-      for (int64_t n = 0; n < d.n; ++n) {
-        const int64_t p = n * d.oc + o;
-        for (int32_t e = 0; e < sp.count[p]; ++e) sum += sp.value[p * cap + e];
+    parallel_for(d.oc, parallel_grain(d.n * size), [&](int64_t begin, int64_t end) {
+      for (int64_t o = begin; o < end; ++o) {
+        float sum = 0.0f;
+        for (int64_t n = 0; n < d.n; ++n) {
+          const int64_t p = n * d.oc + o;
+          for (int32_t e = 0; e < sp.count[p]; ++e) sum += sp.value[p * cap + e];
+        }
+        d_bias[o] += sum;
       }
-      d_bias[o] += sum;
-    }
+    });
   if (!d_weight) return true;
   const int64_t plane = hp * wp * sp.c16;
   float* xt = b.xt.get(d.n * plane);  // (N, HP, WP, C16)
