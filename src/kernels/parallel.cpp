@@ -1,11 +1,15 @@
-// A persistent pool: parallel_for hands chunk i to worker i-1 and runs chunk 0 itself.
-// Nested calls (from inside a chunk) run inline.
+// A persistent pool: parallel_for hands chunk i to worker i-1 and runs chunk 0 itself, then
+// any chunk whose worker has not started it yet (a worker whose core the machine has taken
+// away, or still waking up): each chunk is claimed once per call, by its worker or by the
+// caller, and the chunks are the same whoever runs them. Nested calls (from inside a chunk)
+// run inline.
 #include "scratchnet/parallel.h"
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <exception>
 #include <mutex>
 #include <thread>
@@ -31,24 +35,31 @@ class Pool {
   void run(int64_t n, int chunks, const std::function<void(int64_t, int64_t)>& fn) {
     std::lock_guard<std::mutex> call_lock(call_mu_);  // one parallel_for at a time
     ensure_workers(chunks - 1);
-    fn_ = &fn;
-    n_ = n;
-    chunks_ = chunks;
+    const uint64_t call = generation_.load(std::memory_order_relaxed) + 1;
+    fn_.store(&fn, std::memory_order_relaxed);
+    n_.store(n, std::memory_order_relaxed);
+    chunks_.store(chunks, std::memory_order_relaxed);
     error_ = nullptr;
     pending_.store(chunks - 1, std::memory_order_relaxed);
     spin_.store(chunks <= hardware_threads(), std::memory_order_relaxed);
+    for (size_t i = static_cast<size_t>(chunks); i < claimed_.size(); ++i)  // no such chunk
+      claimed_[i].store(call, std::memory_order_relaxed);
     {
       std::lock_guard<std::mutex> lock(mu_);
-      generation_.fetch_add(1, std::memory_order_release);
+      generation_.store(call, std::memory_order_release);
     }
     cv_work_.notify_all();
-    run_chunk(0);
+    run_chunk(fn, n, chunks, 0);
+    for (int i = 1; i < chunks; ++i)
+      if (claim(claimed_[static_cast<size_t>(i)], call)) {
+        run_chunk(fn, n, chunks, i);
+        pending_.fetch_sub(1, std::memory_order_acq_rel);
+      }
     auto done = [&] { return pending_.load(std::memory_order_acquire) == 0; };
     if (!(spin_.load(std::memory_order_relaxed) && spin_until(done))) {
       std::unique_lock<std::mutex> lock(mu_);
       cv_done_.wait(lock, done);
     }
-    fn_ = nullptr;
     if (error_) std::rethrow_exception(error_);
   }
 
@@ -78,12 +89,18 @@ class Pool {
 #endif
   }
 
-  void run_chunk(int i) {
-    int64_t begin = n_ * i / chunks_, end = n_ * (i + 1) / chunks_;
+  // Chunk `call` of a call: true for the one that takes it.
+  static bool claim(std::atomic<uint64_t>& chunk, uint64_t call) {
+    uint64_t last = chunk.load(std::memory_order_acquire);
+    return last < call && chunk.compare_exchange_strong(last, call, std::memory_order_acq_rel);
+  }
+
+  void run_chunk(const std::function<void(int64_t, int64_t)>& fn, int64_t n, int chunks, int i) {
+    int64_t begin = n * i / chunks, end = n * (i + 1) / chunks;
     if (begin == end) return;
     t_in_parallel = true;
     try {
-      (*fn_)(begin, end);
+      fn(begin, end);
     } catch (...) {
       std::lock_guard<std::mutex> lock(mu_);
       if (!error_) error_ = std::current_exception();
@@ -92,13 +109,18 @@ class Pool {
   }
 
   void ensure_workers(int count) {
+    if (claimed_.empty()) claimed_.emplace_back(0);  // chunk 0, the caller's
     while (static_cast<int>(workers_.size()) < count) {
       int index = static_cast<int>(workers_.size()) + 1;
-      workers_.emplace_back([this, index] { worker(index); });
+      std::atomic<uint64_t>* mine = &claimed_.emplace_back(0);  // deque: stays in place
+      workers_.emplace_back([this, index, mine] { worker(index, *mine); });
     }
   }
 
-  void worker(int index) {
+  // Waits for calls; takes its chunk of each unless the caller took it first. The call's
+  // fields are read before the claim: when the claim succeeds the call is still running (its
+  // chunk is not done), so they were that call's.
+  void worker(int index, std::atomic<uint64_t>& mine) {
     uint64_t seen = 0;
     for (;;) {
       auto ready = [&] {
@@ -111,8 +133,11 @@ class Pool {
       }
       if (quit_.load(std::memory_order_acquire)) return;
       seen = generation_.load(std::memory_order_acquire);
-      if (index >= chunks_) continue;
-      run_chunk(index);
+      const auto* fn = fn_.load(std::memory_order_relaxed);
+      const int64_t n = n_.load(std::memory_order_relaxed);
+      const int chunks = chunks_.load(std::memory_order_relaxed);
+      if (index >= chunks || !claim(mine, seen)) continue;
+      run_chunk(*fn, n, chunks, index);
       if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
         std::lock_guard<std::mutex> lock(mu_);
         cv_done_.notify_one();
@@ -132,9 +157,10 @@ class Pool {
   std::mutex call_mu_, mu_;
   std::condition_variable cv_work_, cv_done_;
   std::vector<std::thread> workers_;
-  const std::function<void(int64_t, int64_t)>* fn_ = nullptr;
-  int64_t n_ = 0;
-  int chunks_ = 0;
+  std::deque<std::atomic<uint64_t>> claimed_;  // per chunk: the last call that claimed it
+  std::atomic<const std::function<void(int64_t, int64_t)>*> fn_{nullptr};
+  std::atomic<int64_t> n_{0};
+  std::atomic<int> chunks_{0};
   std::atomic<int> pending_{0};
   std::atomic<uint64_t> generation_{0};
   std::atomic<bool> quit_{false}, spin_{false};
