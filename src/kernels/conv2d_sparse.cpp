@@ -250,8 +250,7 @@ void weight_grads(float* d_weight, const float* xt, int64_t o0, int64_t o1, cons
   for (int64_t o = o0; o < o1; ++o)
     for (int64_t c = 0; c < d.c; ++c)
       for (int t = 0; t < kTaps; ++t)
-        d_weight[(o * d.c + c) * kTaps + t] +=
-            buffer[static_cast<size_t>(((o - o0) * kTaps + t) * sp.c16 + c)];
+        d_weight[(o * d.c + c) * kTaps + t] += buffer[((o - o0) * kTaps + t) * sp.c16 + c];
 }
 
 }  // namespace
