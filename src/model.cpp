@@ -98,8 +98,8 @@ void Sequential::plan_eval_chunks() {
 
 // Whether the layers run in chunks (as eval_layers runs them) keep no state in eval mode:
 // fused blocks, ReLU then max-pool as a pair, Conv2d, BatchNorm2d (which records the mode of
-// its last forward only when it changes, so once the first chunk ran), ReLU, and Flatten or
-// Dropout as reshapes.
+// its last forward only when it changes, so once the first chunk ran), ReLU, and the layers
+// that only reshape (Layer::reshapes: Flatten, Dropout).
 bool Sequential::eval_chunks_stateless() const {
   Shape in = batched(eval_chunk_, sample_shape_);
   for (size_t i = 0; i < eval_split_;) {
@@ -108,7 +108,7 @@ bool Sequential::eval_chunks_stateless() const {
     if (step == 0 && kind == "ReLU" && i + 1 < eval_split_ && layers_[i + 1]->kind() == "MaxPool2d")
       step = 2;
     if (step == 0 && (kind == "Conv2d" || kind == "BatchNorm2d" || kind == "ReLU" ||
-                      ((kind == "Flatten" || kind == "Dropout") && i > 0)))
+                      (layers_[i]->reshapes(Mode::kEval) && i > 0)))
       step = 1;
     if (step == 0) return false;
     i += step;
@@ -150,8 +150,8 @@ const Tensor& Sequential::forward(const Tensor& x, Mode mode) {
   plan(x.dim(0));
   input_ = &x;
   // BatchNorm2d, ReLU, MaxPool2d run as one (forward_norm_pool), pairs with ReLU as one
-  // (forward_pair), and Flatten takes its input's values without a copy; backward knows them
-  // by fused_.
+  // (forward_pair), and a layer that only reshapes (Flatten) takes its input's values without
+  // a copy; backward knows them by fused_.
   fused_.assign(layers_.size(), Fused::kNone);
   for (size_t i = 0; i < layers_.size(); ++i) {
     if (forward_norm_pool(i, *in)) {
@@ -159,7 +159,7 @@ const Tensor& Sequential::forward(const Tensor& x, Mode mode) {
       in = &acts_[i += 2];
       continue;
     }
-    if (i > 0 && i + 1 < layers_.size() && layers_[i]->kind() == "Flatten") {  // no copy
+    if (i > 0 && i + 1 < layers_.size() && layers_[i]->reshapes(mode)) {  // no copy
       trade_storage(acts_[i], acts_[i - 1]);
       fused_[i] = Fused::kReshape;
       in = &acts_[i];
@@ -282,8 +282,8 @@ size_t Sequential::eval_block(size_t i, size_t last, Tensor& out, const Tensor& 
 // Conv2d, (BatchNorm2d,) ReLU (and MaxPool2d(2)) run as one where the convolution can
 // (eval_block); a layer followed by ReLU runs both in one pass where it can (forward_relu),
 // ReLU followed by a layer that commutes with it (max-pool) runs as that layer then ReLU on
-// its smaller output, and Flatten and Dropout (the identity in eval mode) only reshape. The
-// values are those of running the layers one by one.
+// its smaller output, and the layers that only reshape (Layer::reshapes: Flatten, Dropout in
+// eval mode) hand their input over. The values are those of running the layers one by one.
 const Tensor& Sequential::eval_layers(const Tensor& x, size_t first, size_t last,
                                       EvalBuffers& buf) {
   const int64_t n = x.dim(0);
@@ -305,7 +305,7 @@ const Tensor& Sequential::eval_layers(const Tensor& x, size_t first, size_t last
     }
     if (fused) {
       i += 2;
-    } else if ((layer.kind() == "Flatten" || layer.kind() == "Dropout") && in != &x) {
+    } else if (layer.reshapes(Mode::kEval) && in != &x) {
       buf.acts[1 - next].reshape(batched(n, out_shapes_[i]));  // `in`, kept as it is
       i += 1;
       continue;

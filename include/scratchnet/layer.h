@@ -35,6 +35,10 @@
 //                      true when ReLU then the layer gives the values and input gradient of
 //                      the layer then ReLU (max-pool), so that Sequential may run the pair as
 //                      forward_relu.
+//   reshapes(mode)     true when forward in `mode` gives the input's values in order, only
+//                      the shape changing, and backward the gradient's likewise (Flatten;
+//                      Dropout in eval mode), so that Sequential may hand values over
+//                      without a copy.
 //
 // Mode::kTrain and Mode::kEval follow PyTorch's module.train() / module.eval(): dropout
 // and batch statistics act only in training.
@@ -106,6 +110,7 @@ class Layer {
   virtual void prepare() {}
   virtual bool forward_relu(Tensor& /*out*/, const Tensor& /*in*/, Mode /*mode*/) { return false; }
   virtual bool commutes_with_relu() const { return false; }
+  virtual bool reshapes(Mode /*mode*/) const { return false; }
 };
 
 // Throws "<kind>: expects <what>, got input of shape <in>" — the common shape complaint.

@@ -114,9 +114,9 @@ class Sequential {
   // Layer i and i + 1 ran as one in the last training forward: ReLU then a layer that
   // commutes with it, or a layer then ReLU; layer i's output was not written. kNormReluPool:
   // layers i to i + 2 (BatchNorm2d, ReLU, MaxPool2d), only the last one's output written.
-  // kReshape: layer i is a Flatten whose output took its input's values rather than a copy
-  // (acts_[i - 1] holds stale ones); its backward hands them back (kReshapeBack), and a second
-  // backward after the same forward hands them over again first.
+  // kReshape: layer i only reshapes (Layer::reshapes: Flatten) and its output took its input's
+  // values rather than a copy (acts_[i - 1] holds stale ones); its backward hands them back
+  // (kReshapeBack), and a second backward after the same forward hands them over again first.
   std::vector<Fused> fused_;
   Tensor relu_grad_;               // ReLU's gradient inside a kReluFirst pair
   const Tensor* input_ = nullptr;  // the last training forward's input

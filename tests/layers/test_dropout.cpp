@@ -52,6 +52,8 @@ TEST(Dropout, DescribeKindFlopsShapeAndParameters) {
   EXPECT_EQ(dropout.output_shape({64, 32, 13, 13}), (Shape{64, 32, 13, 13}));
   EXPECT_TRUE(dropout.params().empty());
   EXPECT_TRUE(dropout.buffers().empty());
+  EXPECT_TRUE(dropout.reshapes(Mode::kEval));  // the identity
+  EXPECT_FALSE(dropout.reshapes(Mode::kTrain));
 }
 
 TEST(Dropout, EvalModeIsTheIdentityAndDrawsNothing) {

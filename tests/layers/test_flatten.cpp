@@ -116,6 +116,8 @@ TEST(Flatten, DescribeKindFlopsAndParameters) {
   EXPECT_EQ(flatten.flops({2, 64, 5, 5}), 0);
   EXPECT_TRUE(flatten.params().empty());
   EXPECT_TRUE(flatten.buffers().empty());
+  EXPECT_TRUE(flatten.reshapes(Mode::kTrain));
+  EXPECT_TRUE(flatten.reshapes(Mode::kEval));
 }
 
 TEST(Flatten, InfersItsShapeInsideASequential) {

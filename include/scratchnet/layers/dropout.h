@@ -50,6 +50,7 @@ class Dropout : public Layer {
   void backward(Tensor& d_in, const Tensor& d_out, const Tensor& in, const Tensor& out) override;
   std::string describe() const override;  // "Dropout(p=0.5)"
   int64_t flops(const Shape& in) const override;
+  bool reshapes(Mode mode) const override { return mode == Mode::kEval; }  // the identity
 
   const DropoutOptions& options() const { return options_; }
   Rng& rng() { return rng_; }

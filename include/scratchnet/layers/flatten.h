@@ -32,6 +32,7 @@ class Flatten : public Layer {
   void backward(Tensor& d_in, const Tensor& d_out, const Tensor& in, const Tensor& out) override;
   std::string describe() const override { return "Flatten"; }
   int64_t flops(const Shape& in) const override;
+  bool reshapes(Mode /*mode*/) const override { return true; }
 };
 
 }  // namespace scratchnet
