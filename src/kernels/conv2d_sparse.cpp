@@ -35,10 +35,7 @@ namespace {
 constexpr int kLanes = 16;
 constexpr int kTaps = 9;  // the 3x3 kernel
 
-__mmask16 lanes_mask(int64_t count) {
-  return count >= kLanes ? static_cast<__mmask16>(0xFFFF)
-                         : static_cast<__mmask16>((1u << count) - 1u);
-}
+using simd::lanes_mask;
 
 struct Sparse {
   const Conv2dDims& d;
@@ -84,40 +81,22 @@ __attribute__((target("avx512f"))) int64_t nonzeros(const float* x, int64_t size
 
 // dst (HP, WP, C16) = the sample x (C, H, W) placed at (p, p), channels in the lanes; zeros
 // elsewhere.
-__attribute__((target("avx512f"))) void to_channels(float* dst, const float* x, const Sparse& sp) {
+void to_channels(float* dst, const float* x, const Sparse& sp) {
   const Conv2dDims& d = sp.d;
   std::fill(dst, dst + sp.hp * sp.wp * sp.c16, 0.0f);
   for (int64_t c0 = 0; c0 < d.c; c0 += kLanes)
-    for (int64_t y = 0; y < d.h; ++y)
-      for (int64_t x0 = 0; x0 < d.w; x0 += kLanes) {
-        const int64_t width = std::min<int64_t>(kLanes, d.w - x0);
-        __m512 r[kLanes];
-        for (int64_t c = 0; c < kLanes; ++c)
-          r[c] = c0 + c < d.c
-                     ? _mm512_maskz_loadu_ps(lanes_mask(width), x + ((c0 + c) * d.h + y) * d.w + x0)
-                     : _mm512_setzero_ps();
-        simd::transpose16(r);
-        float* row = dst + ((y + d.padding) * sp.wp + d.padding + x0) * sp.c16 + c0;
-        for (int64_t j = 0; j < width; ++j) _mm512_storeu_ps(row + j * sp.c16, r[j]);
-      }
+    simd::rows_to_lanes(dst + (d.padding * sp.wp + d.padding) * sp.c16 + c0, sp.wp, sp.c16,
+                        x + c0 * d.h * d.w, d.w, d.h * d.w, std::min<int64_t>(kLanes, d.c - c0),
+                        d.h, d.w);
 }
 
 // dx (C, H, W) = the part at (p, p) of src (HP, WP, C16): to_channels backwards.
-__attribute__((target("avx512f"))) void from_channels(float* dx, const float* src,
-                                                      const Sparse& sp) {
+void from_channels(float* dx, const float* src, const Sparse& sp) {
   const Conv2dDims& d = sp.d;
   for (int64_t c0 = 0; c0 < d.c; c0 += kLanes)
-    for (int64_t y = 0; y < d.h; ++y)
-      for (int64_t x0 = 0; x0 < d.w; x0 += kLanes) {
-        const int64_t width = std::min<int64_t>(kLanes, d.w - x0);
-        const float* row = src + ((y + d.padding) * sp.wp + d.padding + x0) * sp.c16 + c0;
-        __m512 r[kLanes];
-        for (int64_t j = 0; j < kLanes; ++j)
-          r[j] = j < width ? _mm512_loadu_ps(row + j * sp.c16) : _mm512_setzero_ps();
-        simd::transpose16(r);
-        for (int64_t c = 0; c < kLanes && c0 + c < d.c; ++c)
-          _mm512_mask_storeu_ps(dx + ((c0 + c) * d.h + y) * d.w + x0, lanes_mask(width), r[c]);
-      }
+    simd::lanes_to_rows(dx + c0 * d.h * d.w, d.w, d.h * d.w,
+                        src + (d.padding * sp.wp + d.padding) * sp.c16 + c0, sp.wp, sp.c16,
+                        std::min<int64_t>(kLanes, d.c - c0), d.h, d.w);
 }
 
 // acc (HP, WP, C16) += the input-gradient terms of the V channel vectors from v0 for the

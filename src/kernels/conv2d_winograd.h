@@ -10,6 +10,7 @@
 #include <cstdint>
 
 #include "scratchnet/layers/conv2d.h"
+#include "transpose_avx512.h"
 
 namespace scratchnet::winograd {
 
@@ -47,11 +48,7 @@ struct Shape3 {
   }
 };
 
-// Lanes [0, count) set, all of them for count >= 16.
-inline __mmask16 lanes_mask(int64_t count) {
-  return count >= kLanes ? static_cast<__mmask16>(0xFFFF)
-                         : static_cast<__mmask16>((1u << count) - 1u);
-}
+using simd::lanes_mask;
 
 // Indices for _mm512_permutex2var_ps(a, idx, b) giving a0 b0 a1 b1 .. a7 b7 (half 0) or
 // a8 b8 .. a15 b15 (half 1).

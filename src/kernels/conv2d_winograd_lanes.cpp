@@ -7,47 +7,10 @@
 #if defined(__x86_64__) || defined(_M_X64)
 
 #include "conv2d_winograd.h"
-#include "transpose_avx512.h"
 
 namespace scratchnet::winograd {
 
 namespace {
-
-// dst (y, x) = dst + (y * ld + x) * 16, lane k = src[k * stride + y * src_ld + x] for k < count
-// and 0 for the others, y < rows, x < cols.
-__attribute__((target("avx512f"))) void to_lanes(float* dst, int64_t ld, const float* src,
-                                                 int64_t src_ld, int64_t stride, int64_t count,
-                                                 int64_t rows, int64_t cols) {
-  for (int64_t y = 0; y < rows; ++y)
-    for (int64_t x0 = 0; x0 < cols; x0 += kLanes) {
-      const int64_t width = std::min<int64_t>(kLanes, cols - x0);
-      const __mmask16 m = lanes_mask(width);
-      __m512 r[kLanes];
-      for (int k = 0; k < kLanes; ++k)
-        r[k] = k < count ? _mm512_maskz_loadu_ps(m, src + k * stride + y * src_ld + x0)
-                         : _mm512_setzero_ps();
-      simd::transpose16(r);
-      for (int64_t x = 0; x < width; ++x) _mm512_storeu_ps(dst + (y * ld + x0 + x) * kLanes, r[x]);
-    }
-}
-
-// dst[k * stride + y * cols + x] = lane k of src + (y * ld + x) * 16, k < count, y < rows,
-// x < cols: to_lanes backwards.
-__attribute__((target("avx512f"))) void from_lanes(float* dst, int64_t stride, const float* src,
-                                                   int64_t ld, int64_t count, int64_t rows,
-                                                   int64_t cols) {
-  for (int64_t y = 0; y < rows; ++y)
-    for (int64_t x0 = 0; x0 < cols; x0 += kLanes) {
-      const int64_t width = std::min<int64_t>(kLanes, cols - x0);
-      const __mmask16 m = lanes_mask(width);
-      __m512 r[kLanes];
-      for (int64_t x = 0; x < kLanes; ++x)
-        r[x] = x < width ? _mm512_loadu_ps(src + (y * ld + x0 + x) * kLanes) : _mm512_setzero_ps();
-      simd::transpose16(r);
-      for (int64_t k = 0; k < count; ++k)
-        _mm512_mask_storeu_ps(dst + k * stride + y * cols + x0, m, r[k]);
-    }
-}
 
 // Stores v at column `col` of a row of V, M or G: all 16 lanes, or the chunk's count.
 __attribute__((target("avx512f"))) inline void store_tile(float* col, __mmask16 m, __m512 v) {
@@ -65,8 +28,8 @@ __attribute__((target("avx512f"))) void input_transform4_lanes(float* v, float* 
   const int64_t rows = std::min(s.h, s.hp - s.pad), cols = std::min(s.w, s.wp - s.pad);
   const __mmask16 store = lanes_mask(count);
   for (int64_t c = 0; c < s.planes; ++c) {
-    to_lanes(xp + (s.pad * s.wp + s.pad) * kLanes, s.wp, x + c * s.h * s.w, s.w, sample, count,
-             rows, cols);
+    simd::rows_to_lanes(xp + (s.pad * s.wp + s.pad) * kLanes, s.wp, kLanes, x + c * s.h * s.w, s.w,
+                        sample, count, rows, cols);
     for (int64_t ty = 0; ty < s.ty; ++ty)
       for (int64_t tx = 0; tx < s.tx; ++tx) {
         const float* patch = xp + (4 * ty * s.wp + 4 * tx) * kLanes;
@@ -112,7 +75,7 @@ __attribute__((target("avx512f"))) void output_transform4_lanes(float* out, floa
             _mm512_storeu_ps(dst + (i * ld + k) * kLanes, finish(yk[k], ce));
         }
       }
-    from_lanes(out + o * s.oh * s.ow, sample, yp, ld, count, s.oh, s.ow);
+    simd::lanes_to_rows(out + o * s.oh * s.ow, s.ow, sample, yp, ld, kLanes, count, s.oh, s.ow);
   }
 }
 
@@ -122,7 +85,7 @@ __attribute__((target("avx512f"))) void grad_transform4_lanes(float* gt, float* 
   const int64_t plane_g = s.outs * s.t_chunk, sample = s.outs * s.oh * s.ow, ld = 4 * s.tx;
   const __mmask16 store = lanes_mask(count);
   for (int64_t o = 0; o < s.outs; ++o) {
-    to_lanes(dyp, ld, dy + o * s.oh * s.ow, s.ow, sample, count, s.oh, s.ow);
+    simd::rows_to_lanes(dyp, ld, kLanes, dy + o * s.oh * s.ow, s.ow, sample, count, s.oh, s.ow);
     for (int64_t ty = 0; ty < s.ty; ++ty)
       for (int64_t tx = 0; tx < s.tx; ++tx) {
         const float* tile = dyp + (4 * ty * ld + 4 * tx) * kLanes;

@@ -15,6 +15,7 @@ namespace scratchnet::gemm_detail {
 
 namespace {
 
+using simd::lanes_mask;
 using simd::shuffle128;
 using simd::transpose16;
 
@@ -24,11 +25,6 @@ constexpr int kNr = 48;  // columns of c per tile: three zmm vectors
 constexpr __mmask16 kAll = 0xFFFF;
 
 int64_t min64(int64_t x, int64_t y) { return x < y ? x : y; }
-
-// Lanes [0, count) set, count in [1, 16].
-__mmask16 lanes(int64_t count) {
-  return static_cast<__mmask16>(count >= 16 ? 0xFFFF : (1u << count) - 1);
-}
 
 // c = beta * c + acc in the lanes of mask; beta = 0 stores without reading c.
 inline void store_vec(float* c, __m512 acc, __mmask16 mask, float beta) {
@@ -92,18 +88,18 @@ void slice(const Block& k, const float* a, float* c) {
     const float* b = k.b + (j0 / kNr) * k.b_panel;
     const int64_t cols = min64(kNr, k.n - j0);
     if (cols > 32)
-      tile<R, 3, kPacked>(k.kc, a, k.lda, b, k.b_rs, lanes(cols - 32), c + j0, k.ldc, k.beta);
+      tile<R, 3, kPacked>(k.kc, a, k.lda, b, k.b_rs, lanes_mask(cols - 32), c + j0, k.ldc, k.beta);
     else if (cols > 16)
-      tile<R, 2, kPacked>(k.kc, a, k.lda, b, k.b_rs, lanes(cols - 16), c + j0, k.ldc, k.beta);
+      tile<R, 2, kPacked>(k.kc, a, k.lda, b, k.b_rs, lanes_mask(cols - 16), c + j0, k.ldc, k.beta);
     else
-      tile<R, 1, kPacked>(k.kc, a, k.lda, b, k.b_rs, lanes(cols), c + j0, k.ldc, k.beta);
+      tile<R, 1, kPacked>(k.kc, a, k.lda, b, k.b_rs, lanes_mask(cols), c + j0, k.ldc, k.beta);
   }
 }
 
 // Copies A(i, p) = a[p * lda + i], i < R, into buf[p * kMr + i].
 template <int R>
 void pack_a_slice(float* buf, const float* a, int64_t lda, int64_t kc) {
-  const __mmask16 mask = lanes(R);
+  const __mmask16 mask = lanes_mask(R);
   for (int64_t p = 0; p < kc; ++p)
     _mm256_mask_storeu_ps(buf + p * kMr, static_cast<__mmask8>(mask),
                           _mm256_maskz_loadu_ps(static_cast<__mmask8>(mask), a + p * lda));
@@ -142,7 +138,7 @@ void pack_b_trans(float* dst, const float* b, int64_t ldb, int64_t kc, int64_t n
     const float* src = b + g * 16 * ldb;
     for (int64_t p0 = 0; p0 < kc; p0 += 16) {
       const int64_t depth = min64(16, kc - p0);
-      const __mmask16 mask = lanes(depth);
+      const __mmask16 mask = lanes_mask(depth);
       __m512 r[16];
       for (int i = 0; i < 16; ++i)
         r[i] = i < rows ? _mm512_maskz_loadu_ps(mask, src + i * ldb + p0) : _mm512_setzero_ps();
@@ -167,7 +163,7 @@ void transpose_a(float* at, int64_t ld_at, const Block& k) {
       const int64_t rows = min64(16, k.m - i0), depth = min64(16, k.kc - p0);
       __m512 r[16];
       for (int i = 0; i < 16; ++i)
-        r[i] = i < rows ? _mm512_maskz_loadu_ps(lanes(depth), k.a + (i0 + i) * k.lda + p0)
+        r[i] = i < rows ? _mm512_maskz_loadu_ps(lanes_mask(depth), k.a + (i0 + i) * k.lda + p0)
                         : _mm512_setzero_ps();
       transpose16(r);
       for (int64_t q = 0; q < depth; ++q) _mm512_storeu_ps(at + (p0 + q) * ld_at + i0, r[q]);
@@ -184,7 +180,7 @@ void column_tile(const Block& k, const float* at, int64_t ld_at, int64_t i0, int
 #pragma GCC unroll 4
   for (int v = 0; v < V; ++v) {
     const int64_t rows = k.m - i0 - 16 * v;
-    mask[v] = rows > 0 ? lanes(rows) : 0;
+    mask[v] = rows > 0 ? lanes_mask(rows) : 0;
 #pragma GCC unroll 8
     for (int c = 0; c < C; ++c) acc[v][c] = _mm512_setzero_ps();
   }
@@ -286,7 +282,7 @@ void dot_tile(int64_t k, const float* a, int64_t lda, const float* b, int64_t ld
   };
   int64_t p = 0;
   for (; p + 16 <= k; p += 16) step(p, kAll);
-  if (p < k) step(p, lanes(k - p));
+  if (p < k) step(p, lanes_mask(k - p));
 #pragma GCC unroll 4
   for (int i = 0; i < R; ++i)
 #pragma GCC unroll 8

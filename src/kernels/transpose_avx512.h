@@ -1,11 +1,20 @@
-// transpose_avx512.h — the 16 x 16 in-register transpose of floats, and the shuffles it is
-// made of (private to src/kernels, x86-64 only). Callable from files built for AVX-512 and
-// from functions with target("avx512f").
+// transpose_avx512.h — the 16 x 16 in-register transpose of floats, the shuffles it is made
+// of, and rows of up to 16 sources turned into vectors of 16 lanes and back (private to
+// src/kernels, x86-64 only). Callable from files built for AVX-512 and from functions with
+// target("avx512f").
 #pragma once
 
 #include <immintrin.h>
 
+#include <algorithm>
+#include <cstdint>
+
 namespace scratchnet::simd {
+
+// Lanes [0, count) set, all of them for count >= 16.
+inline __mmask16 lanes_mask(int64_t count) {
+  return count >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << count) - 1u);
+}
 
 // Shuffles spelled with an all-lanes zero mask: the same instructions, without the
 // uninitialised placeholder that GCC 12's plain forms warn about.
@@ -50,6 +59,45 @@ __attribute__((target("avx512f"))) inline void transpose16(__m512 r[16]) {
     r[8 + k] = shuffle128<0x88>(x01h, x23h);
     r[12 + k] = shuffle128<0xDD>(x01h, x23h);
   }
+}
+
+// For y < rows and x < cols, the vector at dst + (y * ld + x) * step gets in lane k the value
+// src[k * stride + y * src_ld + x] of source k < count, 0 in the others: rows of up to 16
+// samples (or channels) read 16 columns at a time, transposed.
+__attribute__((target("avx512f"))) inline void rows_to_lanes(float* dst, int64_t ld, int64_t step,
+                                                             const float* src, int64_t src_ld,
+                                                             int64_t stride, int64_t count,
+                                                             int64_t rows, int64_t cols) {
+  for (int64_t y = 0; y < rows; ++y)
+    for (int64_t x0 = 0; x0 < cols; x0 += 16) {
+      const int64_t width = std::min<int64_t>(16, cols - x0);
+      __m512 r[16];
+      for (int64_t k = 0; k < 16; ++k)
+        r[k] = k < count
+                   ? _mm512_maskz_loadu_ps(lanes_mask(width), src + k * stride + y * src_ld + x0)
+                   : _mm512_setzero_ps();
+      transpose16(r);
+      for (int64_t x = 0; x < width; ++x) _mm512_storeu_ps(dst + (y * ld + x0 + x) * step, r[x]);
+    }
+}
+
+// rows_to_lanes backwards: dst[k * stride + y * dst_ld + x] = lane k of the vector at
+// src + (y * ld + x) * step, for k < count, y < rows, x < cols.
+__attribute__((target("avx512f"))) inline void lanes_to_rows(float* dst, int64_t dst_ld,
+                                                             int64_t stride, const float* src,
+                                                             int64_t ld, int64_t step,
+                                                             int64_t count, int64_t rows,
+                                                             int64_t cols) {
+  for (int64_t y = 0; y < rows; ++y)
+    for (int64_t x0 = 0; x0 < cols; x0 += 16) {
+      const int64_t width = std::min<int64_t>(16, cols - x0);
+      __m512 r[16];
+      for (int64_t x = 0; x < 16; ++x)
+        r[x] = x < width ? _mm512_loadu_ps(src + (y * ld + x0 + x) * step) : _mm512_setzero_ps();
+      transpose16(r);
+      for (int64_t k = 0; k < count; ++k)
+        _mm512_mask_storeu_ps(dst + k * stride + y * dst_ld + x0, lanes_mask(width), r[k]);
+    }
 }
 
 }  // namespace scratchnet::simd
