@@ -7,8 +7,7 @@
 
 #include <immintrin.h>
 
-#include <vector>
-
+#include "scratch.h"
 #include "transpose_avx512.h"
 
 namespace scratchnet::gemm_detail {
@@ -220,14 +219,14 @@ constexpr const ColumnTile* kColumnTiles[4] = {kColumnTilesOf<1>, kColumnTilesOf
 // Columns [j0, n) of the block (at most kTailCols) for all its rows: 64 rows by 4 columns at
 // a time.
 void tail_columns(const Block& k, int64_t j0) {
-  thread_local std::vector<float> transposed;
+  thread_local ScratchBuffer transposed;
   const float* at = k.a;  // A^T: a itself when a_trans
   int64_t ld_at = k.lda;
   if (!k.a_trans) {
     ld_at = (k.m + 15) / 16 * 16;
-    transposed.resize(static_cast<size_t>(k.kc * ld_at));
-    transpose_a(transposed.data(), ld_at, k);
-    at = transposed.data();
+    float* buffer = transposed.get(k.kc * ld_at);
+    transpose_a(buffer, ld_at, k);
+    at = buffer;
   }
   for (; j0 < k.n; j0 += 4)
     for (int64_t i0 = 0; i0 < k.m; i0 += 64) {
