@@ -18,7 +18,12 @@
 // The weight gradient runs the forward backwards: with each output-gradient tile dY (2x2)
 // transformed to A dY A^T (4x4), zeros past the output,
 //   dU_xi (OC, C) = sum over tiles of (A dY A^T)_xi (OC, T) * V_xi (C, T)^T        (gemm)
-// and each filter's gradient is G^T dU G (3x3); likewise with F(4x4, 3x3).
+// and each filter's gradient is G^T dU G (3x3); likewise with F(4x4, 3x3). There the input
+// gradient takes the same transformed tiles through the forward backwards: per position
+//   dV_xi (C, T) = U_xi (C, OC) * (A dY A^T)_xi (OC, T)                            (gemm)
+// and each tile's B dV B^T (6x6) is added at its input patch (patches overlap by 2), so d_out
+// is transformed once for both. F(2x2, 3x3) and the samples-in-lanes form get the input
+// gradient as a convolution of d_out padded by 2 - padding with the flipped kernel.
 //
 // Work is split into chunks of samples fixed by the shape (enough tiles for the products to
 // run near peak, few enough that V and M stay in L2); chunks go over threads, or for fewer
@@ -42,7 +47,7 @@ namespace scratchnet::winograd {
 
 namespace {
 
-enum Slot { kPlanes, kLanesOut, kV, kM, kU, kFlipped, kGroupSums, kNumSlots };
+enum Slot { kPlanes, kLanesOut, kV, kM, kU, kFlipped, kGroupSums, kInGrad, kNumSlots };
 
 // Where a buffer holds planes (rows, columns, lanes) of values surrounded by zeros: its
 // first plane's values at (top, left), each (h, w), `count` such planes.
@@ -375,10 +380,40 @@ void run(float* out, const float* in, const float* weight, const float* bias,
   }
 }
 
+// The input gradient of a chunk's `count` samples from s0 on, given G (36, outs, t_chunk) of
+// their output gradient: P_xi (planes, T) = U_xi (planes, outs) * G_xi, into p, then each
+// sample's padded planes from input_grad_transform4, cropped into d_in.
+void input_grad_chunk(float* d_in, float* p, const float* gt, const float* u, int64_t s0,
+                      int64_t count, bool parallel_products, const Shape3& s) {
+  for (int xi = 0; xi < s.positions; ++xi) {
+    const GemmArgs g{.m = s.planes,
+                     .n = count * s.tiles,
+                     .k = s.outs,
+                     .a = u + xi * s.planes * s.outs,
+                     .lda = s.outs,
+                     .b = gt + xi * s.outs * s.t_chunk,
+                     .ldb = s.t_chunk,
+                     .c = p + xi * s.planes * s.t_chunk,
+                     .ldc = s.t_chunk};
+    parallel_products ? gemm_parallel(g) : gemm(g);
+  }
+  const int64_t plane = s.hp * s.wp, in_size = s.planes * s.h * s.w;
+  float* dxp = scratch(kInGrad, s.planes * plane);  // (planes, hp, wp)
+  for (int64_t k = 0; k < count; ++k) {
+    std::fill(dxp, dxp + s.planes * plane, 0.0f);
+    input_grad_transform4(dxp, p, k * s.tiles, s);
+    for (int64_t c = 0; c < s.planes; ++c)
+      conv2d_copy_rows_avx512(d_in + (s0 + k) * in_size + c * s.h * s.w, s.w,
+                              dxp + c * plane + s.pad * s.wp + s.pad, s.wp, s.h, s.w);
+  }
+}
+
 // The weight gradient's chunks [q0, q1) summed into du (16, outs, planes): per chunk the
-// input and output-gradient transforms, then dU_xi += (A dY A^T)_xi * V_xi^T.
-void weight_grad_chunks(float* du, const float* d_out, const float* in, int64_t q0, int64_t q1,
-                        bool parallel_products, const Shape3& s) {
+// input and output-gradient transforms, then dU_xi += (A dY A^T)_xi * V_xi^T. With d_in (the
+// tiles of F(4x4, 3x3)), also the chunk's input gradient from u (36, planes, outs), the
+// filters' transform (input_grad_chunk); du null: that alone.
+void weight_grad_chunks(float* du, float* d_in, const float* u, const float* d_out, const float* in,
+                        int64_t q0, int64_t q1, bool parallel_products, const Shape3& s) {
   float* xp = padded_planes(s);
   float* v = scratch(kV, s.positions * s.planes * s.t_chunk);  // (positions, planes, t_chunk)
   float* gt = scratch(kM, s.positions * s.outs * s.t_chunk);   // (positions, outs, t_chunk)
@@ -391,12 +426,14 @@ void weight_grad_chunks(float* du, const float* d_out, const float* in, int64_t 
       grad_transform4_lanes(gt, dyp, d_out + s0 * out_size, count, s);
     } else {
       for (int64_t k = 0; k < count; ++k) {
-        pad_sample(xp, in + (s0 + k) * in_size, s);
-        transforms(s).input(v, k * s.tiles, xp, s);
+        if (du) {
+          pad_sample(xp, in + (s0 + k) * in_size, s);
+          transforms(s).input(v, k * s.tiles, xp, s);
+        }
         transforms(s).grad(gt, k * s.tiles, d_out + (s0 + k) * out_size, s);
       }
     }
-    for (int xi = 0; xi < s.positions; ++xi) {
+    for (int xi = 0; du && xi < s.positions; ++xi) {
       const GemmArgs g{.trans_b = true,
                        .m = s.outs,
                        .n = s.planes,
@@ -410,6 +447,7 @@ void weight_grad_chunks(float* du, const float* d_out, const float* in, int64_t 
                        .ldc = s.planes};
       parallel_products ? gemm_parallel(g) : gemm(g);
     }
+    if (d_in) input_grad_chunk(d_in, v, gt, u, s0, count, parallel_products, s);
   }
 }
 
@@ -479,18 +517,34 @@ void conv2d_winograd_input_grad(float* d_in, const float* d_out, const float* we
       run_shape(d.n, d.oc, d.oh, d.ow, 2 - d.padding, d.c, nullptr));
 }
 
-void conv2d_winograd_weight_grad(float* d_weight, const float* d_out, const float* in,
-                                 const Conv2dDims& d) {
-  // Longer chunks than the forward's: here the tiles are the products' sum (K).
+namespace {
+
+// The weight gradient's shape: longer chunks than the forward's (here the tiles are the
+// products' sum, K).
+Shape3 weight_grad_shape(const Conv2dDims& d) {
   const bool lanes = lanes_pay(d.n, d.ow);
   const int64_t m = lanes ? 4 : tile_size(d.ow);
-  const Shape3 s(d.n, d.c, d.h, d.w, d.padding, d.oc, m, m == 4 ? 96 : 384, lanes);
+  return Shape3(d.n, d.c, d.h, d.w, d.padding, d.oc, m, m == 4 ? 96 : 384, lanes);
+}
+
+// The weight gradient, the input gradient (weight given) or both, in the same chunks; either
+// output may be null.
+void backward(float* d_in, float* d_weight, const float* d_out, const float* in,
+              const float* weight, const Conv2dDims& d) {
+  const Shape3 s = weight_grad_shape(d);
   const int64_t chunks = (s.n + s.chunk - 1) / s.chunk, groups = std::min<int64_t>(chunks, 8);
-  const int64_t du_size = s.positions * s.outs * s.planes;
+  const int64_t du_size = d_weight ? s.positions * s.outs * s.planes : 0;
+  float* u = nullptr;
+  if (d_in) {
+    u = scratch(kU, s.positions * s.outs * s.planes);
+    parallel_for(s.outs, parallel_grain(s.positions * s.planes), [&](int64_t o0, int64_t o1) {
+      filter_transform4(u, weight, s.outs, s.planes, o0, o1);
+    });
+  }
   float* sums = scratch(kGroupSums, groups * du_size);  // (groups, positions, outs, planes)
   auto group = [&](int64_t i, bool parallel_products) {
-    weight_grad_chunks(sums + i * du_size, d_out, in, i * chunks / groups,
-                       (i + 1) * chunks / groups, parallel_products, s);
+    weight_grad_chunks(d_weight ? sums + i * du_size : nullptr, d_in, u, d_out, in,
+                       i * chunks / groups, (i + 1) * chunks / groups, parallel_products, s);
   };
   if (groups >= num_threads()) {
     parallel_for(groups, [&](int64_t begin, int64_t end) {
@@ -499,6 +553,7 @@ void conv2d_winograd_weight_grad(float* d_weight, const float* d_out, const floa
   } else {
     for (int64_t i = 0; i < groups; ++i) group(i, true);
   }
+  if (!d_weight) return;
   // The groups' sums in order, then the filters' gradients, over the output channels.
   parallel_for(s.outs, parallel_grain(s.positions * s.planes * groups),
                [&](int64_t o0, int64_t o1) {
@@ -510,6 +565,23 @@ void conv2d_winograd_weight_grad(float* d_weight, const float* d_out, const floa
                  }
                  transforms(s).filter_grad(d_weight, sums, s.outs, s.planes, o0, o1);
                });
+}
+
+}  // namespace
+
+void conv2d_winograd_weight_grad(float* d_weight, const float* d_out, const float* in,
+                                 const Conv2dDims& d) {
+  backward(nullptr, d_weight, d_out, in, nullptr, d);
+}
+
+bool conv2d_winograd_backward_ok(const Conv2dDims& d) {
+  const Shape3 s = weight_grad_shape(d);
+  return conv2d_winograd_ok(d) && conv2d_winograd_input_grad_ok(d) && s.m == 4 && !s.lanes;
+}
+
+void conv2d_winograd_backward(float* d_in, float* d_weight, const float* d_out, const float* in,
+                              const float* weight, const Conv2dDims& d) {
+  backward(d_in, d_weight, d_out, in, weight, d);
 }
 
 }  // namespace scratchnet
@@ -524,6 +596,9 @@ void conv2d_winograd_forward(float*, const float*, const float*, const float*, c
                              const Conv2dEpilogue*) {}
 void conv2d_winograd_input_grad(float*, const float*, const float*, const Conv2dDims&) {}
 void conv2d_winograd_weight_grad(float*, const float*, const float*, const Conv2dDims&) {}
+bool conv2d_winograd_backward_ok(const Conv2dDims&) { return false; }
+void conv2d_winograd_backward(float*, float*, const float*, const float*, const float*,
+                              const Conv2dDims&) {}
 
 }  // namespace scratchnet
 

@@ -160,6 +160,20 @@ __attribute__((target("avx512f"))) inline void a6t(__m512 o[6], const __m512 z[4
   o[5] = z[3];
 }
 
+// B z for the 6 vectors z (B^T's transpose: b6 backwards).
+__attribute__((target("avx512f"))) inline void b6t(__m512 o[6], const __m512 z[6]) {
+  const __m512 four = _mm512_set1_ps(4.0f), five = _mm512_set1_ps(5.0f);
+  const __m512 two = _mm512_set1_ps(2.0f);
+  const __m512 s12 = _mm512_add_ps(z[1], z[2]), d21 = _mm512_sub_ps(z[2], z[1]);
+  const __m512 s34 = _mm512_add_ps(z[3], z[4]), d43 = _mm512_sub_ps(z[4], z[3]);
+  o[0] = _mm512_mul_ps(four, z[0]);
+  o[1] = _mm512_fmadd_ps(four, d21, _mm512_fmadd_ps(two, d43, _mm512_mul_ps(four, z[5])));
+  o[2] = _mm512_fnmsub_ps(five, z[0], _mm512_fmadd_ps(four, s12, s34));
+  o[3] = _mm512_fnmsub_ps(five, z[5], _mm512_fmadd_ps(two, d43, d21));
+  o[4] = _mm512_add_ps(_mm512_add_ps(z[0], s12), s34);
+  o[5] = z[5];
+}
+
 // F(4x4, 3x3)'s transforms (conv2d_winograd4.cpp), each with the contract of its F(2x2, 3x3)
 // counterpart in conv2d_winograd.cpp on 4x4 tiles: V, M and G have 36 positions.
 void input_transform4(float* v, int64_t t0, const float* xp, const Shape3& s);
@@ -168,6 +182,10 @@ void output_transform4(float* out, const float* mm, int64_t t0, const float* bia
 void grad_transform4(float* gt, int64_t t0, const float* dy, const Shape3& s);
 void filter_transform4(float* u, const float* weight, int64_t outs, int64_t planes, int64_t o0,
                        int64_t o1);
+// The input transform backwards, for the input gradient: dxp (planes, hp, wp) += B dV B^T for
+// each tile's dV, read from P (36, planes, t_chunk) columns [t0, t0 + tiles), added at its
+// patch (rows 4 ty .., columns 4 tx ..; neighbouring patches overlap by 2).
+void input_grad_transform4(float* dxp, const float* p, int64_t t0, const Shape3& s);
 void filter_grad_transform4(float* d_weight, const float* du, int64_t outs, int64_t planes,
                             int64_t o0, int64_t o1);
 

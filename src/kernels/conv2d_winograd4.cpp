@@ -81,6 +81,12 @@ void g6(double* const z[6], const double* a, const double* b, const double* c, i
   }
 }
 
+// Lanes 12-15 of b, then lanes 0-11 of a: the 32 floats b, a moved 4 places up.
+__attribute__((target("avx512f"))) inline __m512 up4(__m512 a, __m512 b) {
+  return _mm512_castsi512_ps(
+      _mm512_maskz_alignr_epi32(0xFFFF, _mm512_castps_si512(a), _mm512_castps_si512(b), 12));
+}
+
 }  // namespace
 
 // V (36, planes, t_chunk) columns [t0, t0 + tiles) for one padded sample xp (Group4 lanes).
@@ -186,6 +192,63 @@ __attribute__((target("avx512f"))) void output_transform4(float* out, const floa
       }
     }
   }
+}
+
+__attribute__((target("avx512f"))) void input_grad_transform4(float* dxp, const float* p,
+                                                              int64_t t0, const Shape3& s) {
+  const __m512i pair_idx = interleave_index(0);
+  const __m512i quad_lo = _mm512_setr_epi32(0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23);
+  const __m512i quad_hi =
+      _mm512_setr_epi32(8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31);
+  const __m512 zero = _mm512_setzero_ps();
+  const int64_t plane_p = s.planes * s.t_chunk;
+  for (int64_t c = 0; c < s.planes; ++c)
+    for (int64_t gi = 0; gi < groups4(s); ++gi) {
+      const Group4 g = group4(s, gi);
+      const float* src = p + c * s.t_chunk + t0 + g.y * s.tx + g.x;
+      const __mmask16 load = lanes_mask(g.count);
+      __m512 t[6][6];  // B dV, column by column
+#pragma GCC unroll 6
+      for (int j = 0; j < 6; ++j) {
+        __m512 col[6], o[6];
+        for (int i = 0; i < 6; ++i)
+          col[i] = _mm512_maskz_loadu_ps(load, src + (i * 6 + j) * plane_p);
+        b6t(o, col);
+        for (int i = 0; i < 6; ++i) t[i][j] = o[i];
+      }
+      __m512 z[6][6];  // (B dV) B^T, row by row: patch column j of the tiles in z[i][j]
+#pragma GCC unroll 6
+      for (int i = 0; i < 6; ++i) b6t(z[i], t[i]);
+      for (int h = 0; h < 2; ++h) {  // the lower tiles, then the upper ones
+        const int64_t y = g.pairs ? g.y + h : g.y, x = g.pairs ? g.x : g.x + 8 * h;
+        const int tiles = h == 0 ? g.lower : g.upper;
+        if (tiles == 0) break;
+        const __m512i pairs =
+            h == 0 ? pair_idx : _mm512_add_epi32(pair_idx, _mm512_set1_epi32(g.lower));
+        // Per patch row: columns 0-3 of tile l at 4 l .. 4 l + 3, columns 4-5 at 4 l + 4, + 5
+        // (the next tile's first two), added in registers; 4 tiles + 2 columns in all.
+        const int cols = 4 * tiles + 2;
+        const __mmask16 own_lo = lanes_mask(4 * tiles),
+                        own_hi = lanes_mask(std::max(0, 4 * tiles - 16));
+        for (int i = 0; i < 6; ++i) {
+          const __m512 p01 = _mm512_permutex2var_ps(z[i][0], pairs, z[i][1]);
+          const __m512 p23 = _mm512_permutex2var_ps(z[i][2], pairs, z[i][3]);
+          const __m512 p45 = _mm512_permutex2var_ps(z[i][4], pairs, z[i][5]);
+          const __m512 lo = _mm512_maskz_permutex2var_ps(own_lo, p01, quad_lo, p23);
+          const __m512 hi = _mm512_maskz_permutex2var_ps(own_hi, p01, quad_hi, p23);
+          const __m512 s_lo = _mm512_maskz_permutex2var_ps(own_lo, p45, quad_lo, zero);
+          const __m512 s_hi = _mm512_maskz_permutex2var_ps(own_hi, p45, quad_hi, zero);
+          const __m512 v[3] = {_mm512_add_ps(lo, up4(s_lo, zero)),
+                               _mm512_add_ps(hi, up4(s_hi, s_lo)), up4(zero, s_hi)};
+          float* row = dxp + (c * s.hp + 4 * y + i) * s.wp + 4 * x;
+          for (int k = 0; k < 3 && 16 * k < cols; ++k) {
+            const __mmask16 m = lanes_mask(cols - 16 * k);
+            _mm512_mask_storeu_ps(row + 16 * k, m,
+                                  _mm512_add_ps(_mm512_maskz_loadu_ps(m, row + 16 * k), v[k]));
+          }
+        }
+      }
+    }
 }
 
 // u (36, planes, outs) = G g G^T for the 3x3 filters g of weight (outs, planes, 3, 3) of
