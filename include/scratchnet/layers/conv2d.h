@@ -74,7 +74,9 @@ void conv2d_backward_reference(T* d_in, T* d_weight, T* d_bias, const T* d_out, 
 //     Winograd for the output, the input gradient and the weight gradient: F(4x4, 3x3) (4x
 //     fewer multiplies) where the output (for the input gradient, the input) is 16 columns
 //     wide or more, or at most 16 wide in a batch of 8 or more (16 samples' same tile per
-//     vector), else F(2x2, 3x3) (2.25x fewer);
+//     vector), else F(2x2, 3x3) (2.25x fewer); where F(4x4, 3x3) runs on tiles, the input
+//     gradient comes from the weight gradient's transformed d_out (the input transform
+//     backwards);
 //   other stride 1: products that read the unfolded matrix in place from a padded copy
 //     ("implicit GEMM"); the input gradient likewise as a convolution of d_out with the
 //     flipped kernel when C >= 8 and padding <= K - 1;
