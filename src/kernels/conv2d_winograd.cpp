@@ -575,8 +575,9 @@ void conv2d_winograd_weight_grad(float* d_weight, const float* d_out, const floa
 }
 
 bool conv2d_winograd_backward_ok(const Conv2dDims& d) {
-  const Shape3 s = weight_grad_shape(d);
-  return conv2d_winograd_ok(d) && conv2d_winograd_input_grad_ok(d) && s.m == 4 && !s.lanes;
+  if (!conv2d_winograd_ok(d) || !conv2d_winograd_input_grad_ok(d)) return false;
+  const Shape3 s = weight_grad_shape(d);  // a 3x3 kernel's: only now
+  return s.m == 4 && !s.lanes;
 }
 
 void conv2d_winograd_backward(float* d_in, float* d_weight, const float* d_out, const float* in,
