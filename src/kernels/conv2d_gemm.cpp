@@ -288,9 +288,8 @@ void conv2d_backward(float* d_in, float* d_weight, float* d_bias, const float* d
   if ((d_in || d_weight || d_bias) &&
       conv2d_sparse_backward(d_in, d_weight, d_bias, d_out, in, weight, d))
     return;
-  if (d_in && !conv2d_direct_ok(d) && conv2d_winograd_backward_ok(d)) {
-    conv2d_winograd_backward(d_in, d_weight, d_out, in, weight, d);
-    if (d_bias) bias_gradient(d_bias, d_out, d);
+  if (!conv2d_direct_ok(d) && conv2d_winograd_backward_ok(d)) {
+    conv2d_winograd_backward(d_in, d_weight, d_bias, d_out, in, weight, d);
     return;
   }
   if (d_in) {

@@ -75,14 +75,15 @@ void conv2d_winograd_input_grad(float* d_in, const float* d_out, const float* we
                                 const Conv2dDims& d);
 void conv2d_winograd_weight_grad(float* d_weight, const float* d_out, const float* in,
                                  const Conv2dDims& d);
-// The input gradient (and the weight gradient with it, d_weight not null) where the weight
-// gradient runs F(4x4, 3x3) on tiles (both conditions above, outputs of 16 columns or more,
-// not the samples-in-lanes form): from the weight gradient's transform of d_out, through the
-// input transform backwards (conv2d_winograd.cpp). d_in is overwritten, d_weight added into;
-// d_weight's values are conv2d_winograd_weight_grad's.
+// The whole backward pass where the weight gradient runs F(4x4, 3x3) on tiles (both
+// conditions above, outputs of 16 columns or more, not the samples-in-lanes form), from the
+// weight gradient's transform of d_out (conv2d_winograd.cpp): the input gradient through the
+// input transform backwards, the bias gradient from the transformed tiles' sums. Contract of
+// conv2d_backward (any output may be null; weight is read only for d_in); d_weight's values
+// are conv2d_winograd_weight_grad's, and each output's the same whichever others are asked.
 bool conv2d_winograd_backward_ok(const Conv2dDims& d);
-void conv2d_winograd_backward(float* d_in, float* d_weight, const float* d_out, const float* in,
-                              const float* weight, const Conv2dDims& d);
+void conv2d_winograd_backward(float* d_in, float* d_weight, float* d_bias, const float* d_out,
+                              const float* in, const float* weight, const Conv2dDims& d);
 
 // The backward pass as direct sums over the nonzero values of d_out only
 // (conv2d_sparse.cpp), for a 3x3 kernel (any stride and padding), at least 8 input channels

@@ -22,7 +22,8 @@
 // gradient takes the same transformed tiles through the forward backwards: per position
 //   dV_xi (C, T) = U_xi (C, OC) * (A dY A^T)_xi (OC, T)                            (gemm)
 // and each tile's B dV B^T (6x6) is added at its input patch (patches overlap by 2), so d_out
-// is transformed once for both. F(2x2, 3x3) and the samples-in-lanes form get the input
+// is transformed once for both, and for the bias gradient too: (A dY A^T) at (1, 1) is the sum
+// of tile dY (A's second row is all ones). F(2x2, 3x3) and the samples-in-lanes form get the input
 // gradient as a convolution of d_out padded by 2 - padding with the flipped kernel.
 //
 // Work is split into chunks of samples fixed by the shape (enough tiles for the products to
@@ -47,7 +48,7 @@ namespace scratchnet::winograd {
 
 namespace {
 
-enum Slot { kPlanes, kLanesOut, kV, kM, kU, kFlipped, kGroupSums, kInGrad, kNumSlots };
+enum Slot { kPlanes, kLanesOut, kV, kM, kU, kFlipped, kGroupSums, kNumSlots };
 
 // Where a buffer holds planes (rows, columns, lanes) of values surrounded by zeros: its
 // first plane's values at (top, left), each (h, w), `count` such planes.
@@ -305,7 +306,7 @@ void filter_grad_transform(float* d_weight, const float* du, int64_t outs, int64
 // The transforms of F(2x2, 3x3) (m = 2, this file) or F(4x4, 3x3) (m = 4,
 // conv2d_winograd4.cpp).
 struct Transforms {
-  void (*input)(float* v, int64_t t0, const float* xp, const Shape3& s);
+  void (*input)(float* v, int64_t t0, const float* x, const Shape3& s);  // x: one sample
   void (*output)(float* out, const float* mm, int64_t t0, const float* bias,
                  const Conv2dEpilogue* e, const Shape3& s);
   void (*grad)(float* gt, int64_t t0, const float* dy, const Shape3& s);
@@ -315,8 +316,15 @@ struct Transforms {
                       int64_t o1);
 };
 
+// F(2x2, 3x3)'s input transform from one sample x (planes, h, w), padded first.
+void pad_and_transform(float* v, int64_t t0, const float* x, const Shape3& s) {
+  float* xp = padded_planes(s);
+  pad_sample(xp, x, s);
+  input_transform(v, t0, xp, s);
+}
+
 const Transforms& transforms(const Shape3& s) {
-  static const Transforms f2{input_transform, output_transform, grad_transform, filter_transform,
+  static const Transforms f2{pad_and_transform, output_transform, grad_transform, filter_transform,
                              filter_grad_transform};
   static const Transforms f4{input_transform4, output_transform4, grad_transform4,
                              filter_transform4, filter_grad_transform4};
@@ -327,17 +335,14 @@ const Transforms& transforms(const Shape3& s) {
 void run_chunk(float* out, const float* in, const float* u, const float* bias,
                const Conv2dEpilogue* e, int64_t s0, int64_t count, bool parallel_products,
                const Shape3& s) {
-  float* xp = padded_planes(s);
   float* v = scratch(kV, s.positions * s.planes * s.t_chunk);  // (positions, planes, t_chunk)
   float* mm = scratch(kM, s.positions * s.outs * s.t_chunk);   // (positions, outs, t_chunk)
   const int64_t t_used = count * s.tiles, in_size = s.planes * s.h * s.w;
   if (s.lanes) {
-    input_transform4_lanes(v, xp, in + s0 * in_size, count, s);
+    input_transform4_lanes(v, padded_planes(s), in + s0 * in_size, count, s);
   } else {
-    for (int64_t k = 0; k < count; ++k) {
-      pad_sample(xp, in + (s0 + k) * in_size, s);
-      transforms(s).input(v, k * s.tiles, xp, s);
-    }
+    for (int64_t k = 0; k < count; ++k)
+      transforms(s).input(v, k * s.tiles, in + (s0 + k) * in_size, s);
   }
   for (int xi = 0; xi < s.positions; ++xi) {
     const GemmArgs g{.trans_a = true,
@@ -382,7 +387,7 @@ void run(float* out, const float* in, const float* weight, const float* bias,
 
 // The input gradient of a chunk's `count` samples from s0 on, given G (36, outs, t_chunk) of
 // their output gradient: P_xi (planes, T) = U_xi (planes, outs) * G_xi, into p, then each
-// sample's padded planes from input_grad_transform4, cropped into d_in.
+// sample's input gradient from input_grad_transform4, written into d_in.
 void input_grad_chunk(float* d_in, float* p, const float* gt, const float* u, int64_t s0,
                       int64_t count, bool parallel_products, const Shape3& s) {
   for (int xi = 0; xi < s.positions; ++xi) {
@@ -397,27 +402,28 @@ void input_grad_chunk(float* d_in, float* p, const float* gt, const float* u, in
                      .ldc = s.t_chunk};
     parallel_products ? gemm_parallel(g) : gemm(g);
   }
-  const int64_t plane = s.hp * s.wp, in_size = s.planes * s.h * s.w;
-  float* dxp = scratch(kInGrad, s.planes * plane);  // (planes, hp, wp)
-  for (int64_t k = 0; k < count; ++k) {
-    std::fill(dxp, dxp + s.planes * plane, 0.0f);
-    input_grad_transform4(dxp, p, k * s.tiles, s);
-    for (int64_t c = 0; c < s.planes; ++c)
-      conv2d_copy_rows_avx512(d_in + (s0 + k) * in_size + c * s.h * s.w, s.w,
-                              dxp + c * plane + s.pad * s.wp + s.pad, s.wp, s.h, s.w);
-  }
+  const int64_t in_size = s.planes * s.h * s.w;
+  for (int64_t k = 0; k < count; ++k)
+    input_grad_transform4(d_in + (s0 + k) * in_size, p, k * s.tiles, s);
 }
 
-// The weight gradient's chunks [q0, q1) summed into du (16, outs, planes): per chunk the
-// input and output-gradient transforms, then dU_xi += (A dY A^T)_xi * V_xi^T. With d_in (the
-// tiles of F(4x4, 3x3)), also the chunk's input gradient from u (36, planes, outs), the
-// filters' transform (input_grad_chunk); du null: that alone.
-void weight_grad_chunks(float* du, float* d_in, const float* u, const float* d_out, const float* in,
-                        int64_t q0, int64_t q1, bool parallel_products, const Shape3& s) {
-  float* xp = padded_planes(s);
+// What the backward's chunks of one group write; null where not asked for.
+struct GroupOut {
+  float* du;      // (positions, outs, planes): the group's sum of dU
+  float* d_bias;  // (outs): the group's sum of d_out, per output channel
+  float* d_in;    // the whole input gradient (each chunk writes its samples)
+};
+
+// The backward's chunks [q0, q1): per chunk the output-gradient transform, then (du) the input
+// transform and dU_xi += (A dY A^T)_xi * V_xi^T, (d_bias) the tiles' sums, and (d_in, the
+// tiles of F(4x4, 3x3)) the chunk's input gradient from u (36, planes, outs), the filters'
+// transform (input_grad_chunk).
+void backward_chunks(const GroupOut& out, const float* u, const float* d_out, const float* in,
+                     int64_t q0, int64_t q1, bool parallel_products, const Shape3& s) {
   float* v = scratch(kV, s.positions * s.planes * s.t_chunk);  // (positions, planes, t_chunk)
   float* gt = scratch(kM, s.positions * s.outs * s.t_chunk);   // (positions, outs, t_chunk)
   const int64_t in_size = s.planes * s.h * s.w, out_size = s.outs * s.oh * s.ow;
+  float* xp = s.lanes ? padded_planes(s) : nullptr;
   float* dyp = s.lanes ? lanes_grad_planes(s) : nullptr;
   for (int64_t q = q0; q < q1; ++q) {
     const int64_t s0 = q * s.chunk, count = std::min(s.chunk, s.n - s0);
@@ -426,14 +432,11 @@ void weight_grad_chunks(float* du, float* d_in, const float* u, const float* d_o
       grad_transform4_lanes(gt, dyp, d_out + s0 * out_size, count, s);
     } else {
       for (int64_t k = 0; k < count; ++k) {
-        if (du) {
-          pad_sample(xp, in + (s0 + k) * in_size, s);
-          transforms(s).input(v, k * s.tiles, xp, s);
-        }
+        if (out.du) transforms(s).input(v, k * s.tiles, in + (s0 + k) * in_size, s);
         transforms(s).grad(gt, k * s.tiles, d_out + (s0 + k) * out_size, s);
       }
     }
-    for (int xi = 0; du && xi < s.positions; ++xi) {
+    for (int xi = 0; out.du && xi < s.positions; ++xi) {
       const GemmArgs g{.trans_b = true,
                        .m = s.outs,
                        .n = s.planes,
@@ -443,11 +446,12 @@ void weight_grad_chunks(float* du, float* d_in, const float* u, const float* d_o
                        .b = v + xi * s.planes * s.t_chunk,
                        .ldb = s.t_chunk,
                        .beta = q == q0 ? 0.0f : 1.0f,
-                       .c = du + xi * s.outs * s.planes,
+                       .c = out.du + xi * s.outs * s.planes,
                        .ldc = s.planes};
       parallel_products ? gemm_parallel(g) : gemm(g);
     }
-    if (d_in) input_grad_chunk(d_in, v, gt, u, s0, count, parallel_products, s);
+    if (out.d_bias) tile_sums4(out.d_bias, gt, count * s.tiles, q == q0, s);
+    if (out.d_in) input_grad_chunk(out.d_in, v, gt, u, s0, count, parallel_products, s);
   }
 }
 
@@ -527,13 +531,14 @@ Shape3 weight_grad_shape(const Conv2dDims& d) {
   return Shape3(d.n, d.c, d.h, d.w, d.padding, d.oc, m, m == 4 ? 96 : 384, lanes);
 }
 
-// The weight gradient, the input gradient (weight given) or both, in the same chunks; either
-// output may be null.
-void backward(float* d_in, float* d_weight, const float* d_out, const float* in,
+// Any of the weight, bias and input gradients (weight given for the last), in the same chunks.
+// The bias gradient needs F(4x4, 3x3) on tiles (tile_sums4), as the input gradient does.
+void backward(float* d_in, float* d_weight, float* d_bias, const float* d_out, const float* in,
               const float* weight, const Conv2dDims& d) {
   const Shape3 s = weight_grad_shape(d);
   const int64_t chunks = (s.n + s.chunk - 1) / s.chunk, groups = std::min<int64_t>(chunks, 8);
   const int64_t du_size = d_weight ? s.positions * s.outs * s.planes : 0;
+  const int64_t bias_size = d_bias ? s.outs : 0;
   float* u = nullptr;
   if (d_in) {
     u = scratch(kU, s.positions * s.outs * s.planes);
@@ -541,10 +546,14 @@ void backward(float* d_in, float* d_weight, const float* d_out, const float* in,
       filter_transform4(u, weight, s.outs, s.planes, o0, o1);
     });
   }
-  float* sums = scratch(kGroupSums, groups * du_size);  // (groups, positions, outs, planes)
+  // (groups, positions, outs, planes), then (groups, outs)
+  float* sums = scratch(kGroupSums, groups * (du_size + bias_size));
+  float* bias_sums = sums + groups * du_size;
   auto group = [&](int64_t i, bool parallel_products) {
-    weight_grad_chunks(d_weight ? sums + i * du_size : nullptr, d_in, u, d_out, in,
-                       i * chunks / groups, (i + 1) * chunks / groups, parallel_products, s);
+    const GroupOut out{d_weight ? sums + i * du_size : nullptr,
+                       d_bias ? bias_sums + i * bias_size : nullptr, d_in};
+    backward_chunks(out, u, d_out, in, i * chunks / groups, (i + 1) * chunks / groups,
+                    parallel_products, s);
   };
   if (groups >= num_threads()) {
     parallel_for(groups, [&](int64_t begin, int64_t end) {
@@ -552,6 +561,11 @@ void backward(float* d_in, float* d_weight, const float* d_out, const float* in,
     });
   } else {
     for (int64_t i = 0; i < groups; ++i) group(i, true);
+  }
+  for (int64_t o = 0; o < bias_size; ++o) {  // the groups' sums in order
+    float total = bias_sums[o];
+    for (int64_t i = 1; i < groups; ++i) total += bias_sums[i * bias_size + o];
+    d_bias[o] += total;
   }
   if (!d_weight) return;
   // The groups' sums in order, then the filters' gradients, over the output channels.
@@ -571,7 +585,7 @@ void backward(float* d_in, float* d_weight, const float* d_out, const float* in,
 
 void conv2d_winograd_weight_grad(float* d_weight, const float* d_out, const float* in,
                                  const Conv2dDims& d) {
-  backward(nullptr, d_weight, d_out, in, nullptr, d);
+  backward(nullptr, d_weight, nullptr, d_out, in, nullptr, d);
 }
 
 bool conv2d_winograd_backward_ok(const Conv2dDims& d) {
@@ -580,9 +594,9 @@ bool conv2d_winograd_backward_ok(const Conv2dDims& d) {
   return s.m == 4 && !s.lanes;
 }
 
-void conv2d_winograd_backward(float* d_in, float* d_weight, const float* d_out, const float* in,
-                              const float* weight, const Conv2dDims& d) {
-  backward(d_in, d_weight, d_out, in, weight, d);
+void conv2d_winograd_backward(float* d_in, float* d_weight, float* d_bias, const float* d_out,
+                              const float* in, const float* weight, const Conv2dDims& d) {
+  backward(d_in, d_weight, d_bias, d_out, in, weight, d);
 }
 
 }  // namespace scratchnet
@@ -598,7 +612,7 @@ void conv2d_winograd_forward(float*, const float*, const float*, const float*, c
 void conv2d_winograd_input_grad(float*, const float*, const float*, const Conv2dDims&) {}
 void conv2d_winograd_weight_grad(float*, const float*, const float*, const Conv2dDims&) {}
 bool conv2d_winograd_backward_ok(const Conv2dDims&) { return false; }
-void conv2d_winograd_backward(float*, float*, const float*, const float*, const float*,
+void conv2d_winograd_backward(float*, float*, float*, const float*, const float*, const float*,
                               const Conv2dDims&) {}
 
 }  // namespace scratchnet

@@ -175,19 +175,25 @@ __attribute__((target("avx512f"))) inline void b6t(__m512 o[6], const __m512 z[6
 }
 
 // F(4x4, 3x3)'s transforms (conv2d_winograd4.cpp), each with the contract of its F(2x2, 3x3)
-// counterpart in conv2d_winograd.cpp on 4x4 tiles: V, M and G have 36 positions.
-void input_transform4(float* v, int64_t t0, const float* xp, const Shape3& s);
+// counterpart in conv2d_winograd.cpp on 4x4 tiles: V, M and G have 36 positions. The input
+// transform reads one sample x (planes, h, w) as if padded (no padded copy).
+void input_transform4(float* v, int64_t t0, const float* x, const Shape3& s);
 void output_transform4(float* out, const float* mm, int64_t t0, const float* bias,
                        const Conv2dEpilogue* e, const Shape3& s);
 void grad_transform4(float* gt, int64_t t0, const float* dy, const Shape3& s);
 void filter_transform4(float* u, const float* weight, int64_t outs, int64_t planes, int64_t o0,
                        int64_t o1);
-// The input transform backwards, for the input gradient: dxp (planes, hp, wp) += B dV B^T for
-// each tile's dV, read from P (36, planes, t_chunk) columns [t0, t0 + tiles), added at its
-// patch (rows 4 ty .., columns 4 tx ..; neighbouring patches overlap by 2).
-void input_grad_transform4(float* dxp, const float* p, int64_t t0, const Shape3& s);
+// The input transform backwards, for the input gradient of one sample: dx (planes, h, w) = the
+// sum of B dV B^T for each tile's dV, read from P (36, planes, t_chunk) columns [t0, t0 +
+// tiles), at its patch (padded rows 4 ty .., columns 4 tx ..; neighbouring patches overlap by
+// 2), cropped to the plane. dx is overwritten.
+void input_grad_transform4(float* dx, const float* p, int64_t t0, const Shape3& s);
 void filter_grad_transform4(float* d_weight, const float* du, int64_t outs, int64_t planes,
                             int64_t o0, int64_t o1);
+// sums (outs) = (first ? 0 : sums) + each output channel's sum over G's (36, outs, t_chunk)
+// first `tiles` columns' tiles dY, which is G's position 7: (A dY A^T) at (1, 1), A's second
+// row being all ones.
+void tile_sums4(float* sums, const float* gt, int64_t tiles, bool first, const Shape3& s);
 
 // F(4x4, 3x3)'s transforms with the samples in the lanes (conv2d_winograd_lanes.cpp), for
 // planes of few tiles (Shape3::lanes): a chunk of count <= 16 samples at once, its tile t of

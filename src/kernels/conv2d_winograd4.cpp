@@ -56,13 +56,16 @@ __attribute__((target("avx512f"))) inline __m512i pack_index(int lower) {
   return _mm512_mask_add_epi32(lane, from_b, lane, _mm512_set1_epi32(16 - lower));
 }
 
-// out[j] for j < count (at most 4): columns j .. j + 28 step 4 of the 32 floats at `row`
-// (those past `avail` read as 0) in lanes 0-7.
+// out[j] for j < count (at most 4): columns j .. j + 28 step 4 of the 32 floats at `row` in
+// lanes 0-7; those before `first` or from `avail` on read as 0 (and are not read).
 __attribute__((target("avx512f"))) inline void every4(__m512* out, int count, const float* row,
-                                                      int64_t avail) {
+                                                      int64_t avail, int64_t first = 0) {
   const __m512i idx = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28);
-  const __m512 q0 = _mm512_maskz_loadu_ps(lanes_mask(std::max<int64_t>(0, avail)), row);
-  const __m512 q1 = _mm512_maskz_loadu_ps(lanes_mask(std::max<int64_t>(0, avail - 16)), row + 16);
+  const __mmask16 m0 = lanes_mask(std::max<int64_t>(0, avail)) & ~lanes_mask(first);
+  const __mmask16 m1 =
+      lanes_mask(std::max<int64_t>(0, avail - 16)) & ~lanes_mask(std::max<int64_t>(0, first - 16));
+  const __m512 q0 = _mm512_maskz_loadu_ps(m0, row);
+  const __m512 q1 = _mm512_maskz_loadu_ps(m1, row + 16);
   for (int j = 0; j < count; ++j)
     out[j] = _mm512_permutex2var_ps(q0, _mm512_add_epi32(idx, _mm512_set1_epi32(j)), q1);
 }
@@ -89,28 +92,39 @@ __attribute__((target("avx512f"))) inline __m512 up4(__m512 a, __m512 b) {
 
 }  // namespace
 
-// V (36, planes, t_chunk) columns [t0, t0 + tiles) for one padded sample xp (Group4 lanes).
-__attribute__((target("avx512f"))) void input_transform4(float* v, int64_t t0, const float* xp,
+// patch[0..5] = patch columns 0-5 of 8 tiles in lanes 0-7 (the 6 x 6 patches' row y of
+// a sample's plane x (h, w), tiles from column `col` on, 4 apart), zeros outside the plane.
+// col < 0 for padding: those floats are masked, never read.
+__attribute__((target("avx512f"))) inline void patch_row(__m512 patch[6], const float* x, int64_t y,
+                                                         int64_t col, const Shape3& s) {
+  if (y < 0 || y >= s.h) {
+    for (int j = 0; j < 6; ++j) patch[j] = _mm512_setzero_ps();
+    return;
+  }
+  const float* row = x + y * s.w;
+  every4(patch, 4, row + col, s.w - col, std::max<int64_t>(0, -col));
+  every4(patch + 4, 2, row + col + 4, s.w - col - 4, std::max<int64_t>(0, -col - 4));
+}
+
+// V (36, planes, t_chunk) columns [t0, t0 + tiles) for one sample x (planes, h, w), padded by
+// reading zeros (Group4 lanes).
+__attribute__((target("avx512f"))) void input_transform4(float* v, int64_t t0, const float* x,
                                                          const Shape3& s) {
   const int64_t plane_v = s.planes * s.t_chunk;
   for (int64_t c = 0; c < s.planes; ++c)
     for (int64_t gi = 0; gi < groups4(s); ++gi) {
       const Group4 g = group4(s, gi);
-      const float* lo = xp + (c * s.hp + 4 * g.y) * s.wp + 4 * g.x;
-      const float* hi = g.pairs ? lo + 4 * s.wp : lo + 32;
-      const int64_t avail_lo = s.wp - 4 * g.x, avail_hi = g.pairs ? avail_lo : avail_lo - 32;
+      const float* plane = x + c * s.h * s.w;
+      const int64_t y_lo = 4 * g.y - s.pad, y_hi = g.pairs ? y_lo + 4 : y_lo;
+      const int64_t col_lo = 4 * g.x - s.pad, col_hi = g.pairs ? col_lo : col_lo + 32;
       const bool has_hi = g.upper > 0;
       const __m512i pack = pack_index(g.lower);
       __m512 d[6][6];
 #pragma GCC unroll 6
       for (int i = 0; i < 6; ++i) {
         __m512 a[6], b[6];  // patch columns 0-5 of the tiles in lanes 0-7 of a, of b
-        every4(a, 4, lo + i * s.wp, avail_lo);
-        every4(a + 4, 2, lo + i * s.wp + 4, avail_lo - 4);
-        if (has_hi) {
-          every4(b, 4, hi + i * s.wp, avail_hi);
-          every4(b + 4, 2, hi + i * s.wp + 4, avail_hi - 4);
-        }
+        patch_row(a, plane, y_lo + i, col_lo, s);
+        if (has_hi) patch_row(b, plane, y_hi + i, col_hi, s);
         for (int j = 0; j < 6; ++j)
           d[i][j] = has_hi ? _mm512_permutex2var_ps(a[j], pack, b[j]) : a[j];
       }
@@ -194,8 +208,8 @@ __attribute__((target("avx512f"))) void output_transform4(float* out, const floa
   }
 }
 
-__attribute__((target("avx512f"))) void input_grad_transform4(float* dxp, const float* p,
-                                                              int64_t t0, const Shape3& s) {
+__attribute__((target("avx512f"))) void input_grad_transform4(float* dx, const float* p, int64_t t0,
+                                                              const Shape3& s) {
   const __m512i pair_idx = interleave_index(0);
   const __m512i quad_lo = _mm512_setr_epi32(0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23);
   const __m512i quad_hi =
@@ -240,11 +254,21 @@ __attribute__((target("avx512f"))) void input_grad_transform4(float* dxp, const 
           const __m512 s_hi = _mm512_maskz_permutex2var_ps(own_hi, p45, quad_hi, zero);
           const __m512 v[3] = {_mm512_add_ps(lo, up4(s_lo, zero)),
                                _mm512_add_ps(hi, up4(s_hi, s_lo)), up4(zero, s_hi)};
-          float* row = dxp + (c * s.hp + 4 * y + i) * s.wp + 4 * x;
-          for (int k = 0; k < 3 && 16 * k < cols; ++k) {
-            const __mmask16 m = lanes_mask(cols - 16 * k);
-            _mm512_mask_storeu_ps(row + 16 * k, m,
-                                  _mm512_add_ps(_mm512_maskz_loadu_ps(m, row + 16 * k), v[k]));
+          // Patch row i is row r of dx; its columns from c0 on (those outside the plane, in
+          // the padding, are masked). What an earlier patch wrote there is added to: the whole
+          // row for patch rows 0-1 below the first tile row, else the first two columns when
+          // the tiles to the left came first.
+          const int64_t r = 4 * y + i - s.pad, c0 = 4 * x - s.pad;
+          if (r < 0 || r >= s.h) continue;
+          const bool whole = i < 2 && y > 0, left = x > 0;
+          float* row = dx + (c * s.h + r) * s.w + c0;
+          const int64_t end = std::min<int64_t>(cols, s.w - c0);  // past the plane's columns
+          for (int k = 0; k < 3 && 16 * k < end; ++k) {
+            const __mmask16 m =
+                lanes_mask(end - 16 * k) & ~lanes_mask(std::max<int64_t>(0, -c0 - 16 * k));
+            const __mmask16 earlier = whole ? m : (k == 0 && left ? m & 0x3 : 0);
+            _mm512_mask_storeu_ps(
+                row + 16 * k, m, _mm512_add_ps(_mm512_maskz_loadu_ps(earlier, row + 16 * k), v[k]));
           }
         }
       }
@@ -324,6 +348,19 @@ __attribute__((target("avx512f"))) void grad_transform4(float* gt, int64_t t0, c
           _mm512_mask_storeu_ps(dst + (i * 6 + j) * plane_g, store, out[j]);
       }
     }
+}
+
+__attribute__((target("avx512f"))) void tile_sums4(float* sums, const float* gt, int64_t tiles,
+                                                   bool first, const Shape3& s) {
+  const float* g7 = gt + 7 * s.outs * s.t_chunk;
+  for (int64_t o = 0; o < s.outs; ++o) {
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t t = 0; t < tiles; t += kLanes)
+      acc =
+          _mm512_add_ps(acc, _mm512_maskz_loadu_ps(lanes_mask(tiles - t), g7 + o * s.t_chunk + t));
+    const float total = simd::sum_lanes(acc);
+    sums[o] = first ? total : sums[o] + total;
+  }
 }
 
 // d_weight (outs, planes, 3, 3) += G^T du G for each filter's du (36, outs, planes), output

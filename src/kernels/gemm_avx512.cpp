@@ -16,6 +16,7 @@ namespace {
 
 using simd::lanes_mask;
 using simd::shuffle128;
+using simd::sum_lanes;
 using simd::transpose16;
 
 constexpr int kMr = 8;   // rows of c per tile
@@ -121,11 +122,6 @@ void slice_rows(const Block& k, int64_t i0, int64_t rows) {
 
 void slices(const Block& k) {
   for (int64_t i0 = 0; i0 < k.m; i0 += kMr) slice_rows<kMr>(k, i0, min64(kMr, k.m - i0));
-}
-
-template <int kImm>
-inline __m512 permute(__m512 x) {
-  return _mm512_maskz_permute_ps(kAll, x, kImm);
 }
 
 // dst panels (kc, kNr) of B(p, j) = b[j * ldb + p], j < n. Lanes past n are left unset: the
@@ -245,15 +241,6 @@ void block(const Block& k) {
     slices(whole);
   }
   tail_columns(k, last);
-}
-
-// Sum of the 16 lanes in a fixed tree: halves, quarters, pairs of pairs, pairs.
-inline float sum_lanes(__m512 v) {
-  v = _mm512_add_ps(v, shuffle128<0x4E>(v, v));
-  v = _mm512_add_ps(v, shuffle128<0xB1>(v, v));
-  v = _mm512_add_ps(v, permute<0x4E>(v));
-  v = _mm512_add_ps(v, permute<0xB1>(v));
-  return _mm512_cvtss_f32(v);
 }
 
 // c (R, J) = beta * c + rows of a (R, k) . rows of b (J, k): lane l of each accumulator sums

@@ -35,6 +35,20 @@ __attribute__((target("avx512f"))) inline __m512 shuffle128(__m512 x, __m512 y) 
   return _mm512_maskz_shuffle_f32x4(0xFFFF, x, y, kImm);
 }
 
+template <int kImm>
+__attribute__((target("avx512f"))) inline __m512 permute(__m512 x) {  // within 128-bit lanes
+  return _mm512_maskz_permute_ps(0xFFFF, x, kImm);
+}
+
+// The sum of the 16 lanes of v in a fixed tree: halves, quarters, pairs of pairs, pairs.
+__attribute__((target("avx512f"))) inline float sum_lanes(__m512 v) {
+  v = _mm512_add_ps(v, shuffle128<0x4E>(v, v));
+  v = _mm512_add_ps(v, shuffle128<0xB1>(v, v));
+  v = _mm512_add_ps(v, permute<0x4E>(v));
+  v = _mm512_add_ps(v, permute<0xB1>(v));
+  return _mm512_cvtss_f32(v);
+}
+
 // r[i] lane j becomes r[j] lane i.
 __attribute__((target("avx512f"))) inline void transpose16(__m512 r[16]) {
   __m512 t[16];
