@@ -99,16 +99,17 @@ thread_local ScratchBuffer t_a_buf, t_b_buf;
 
 // ---- packing (portable versions) --------------------------------------------------------
 
-// dst (kc, nr) panels of B(p, j) = b[p * ldb + j], j < n, zero padded to whole panels.
+// dst (kc, nr) panels of B(p, j) = b[p * ldb + j], j < n, zero padded to whole panels. Row by
+// row: reading along b's rows lets the hardware prefetch them (panel by panel, the reads jump
+// between kc rows and miss when b comes from memory).
 void pack_b_copy(float* dst, const float* b, int64_t ldb, int64_t kc, int64_t n, int nr) {
-  for (int64_t j0 = 0; j0 < n; j0 += nr) {
-    const int64_t w = std::min<int64_t>(nr, n - j0);
-    float* panel = dst + (j0 / nr) * kc * nr;
-    for (int64_t p = 0; p < kc; ++p) {
-      std::memcpy(panel + p * nr, b + p * ldb + j0, static_cast<size_t>(w) * sizeof(float));
-      std::fill(panel + p * nr + w, panel + (p + 1) * nr, 0.0f);
+  for (int64_t p = 0; p < kc; ++p)
+    for (int64_t j0 = 0; j0 < n; j0 += nr) {
+      const int64_t w = std::min<int64_t>(nr, n - j0);
+      float* row = dst + (j0 / nr) * kc * nr + p * nr;
+      std::memcpy(row, b + p * ldb + j0, static_cast<size_t>(w) * sizeof(float));
+      std::fill(row + w, row + nr, 0.0f);
     }
-  }
 }
 
 // As pack_b_copy for B(p, j) = b[j * ldb + p] (b stored (n, kc)).
