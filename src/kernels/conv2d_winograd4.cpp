@@ -84,6 +84,13 @@ void g6(double* const z[6], const double* a, const double* b, const double* c, i
   }
 }
 
+// Indices for _mm512_permutex2var_ps(a, idx, b) giving pairs of pairs a0 a1 b0 b1 a2 a3 b2 b3
+// .. of lanes 0-7 (half 0) or 8-15 (half 1): from two vectors of interleaved pairs, runs of 4.
+__attribute__((target("avx512f"))) inline __m512i quad_index(int half) {
+  return _mm512_add_epi32(_mm512_setr_epi32(0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23),
+                          _mm512_set1_epi32(8 * half));
+}
+
 // Lanes 12-15 of b, then lanes 0-11 of a: the 32 floats b, a moved 4 places up.
 __attribute__((target("avx512f"))) inline __m512 up4(__m512 a, __m512 b) {
   return _mm512_castsi512_ps(
@@ -156,10 +163,7 @@ __attribute__((target("avx512f"))) void output_transform4(float* out, const floa
                                                           const Shape3& s) {
   // Pairs (a0 b0 a1 b1 ..) of two vectors' lanes 0-7 (from lane `lower` on for the upper
   // tiles), and pairs of such pairs.
-  const __m512i pair_idx = interleave_index(0);
-  const __m512i quad_lo = _mm512_setr_epi32(0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23);
-  const __m512i quad_hi =
-      _mm512_setr_epi32(8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31);
+  const __m512i pair_idx = interleave_index(0), quad_lo = quad_index(0), quad_hi = quad_index(1);
   const int64_t plane_m = s.outs * s.t_chunk;
   const bool pool = e && e->pool;
   const int64_t ph = s.oh / 2, pw = s.ow / 2;  // pooled plane
@@ -210,10 +214,7 @@ __attribute__((target("avx512f"))) void output_transform4(float* out, const floa
 
 __attribute__((target("avx512f"))) void input_grad_transform4(float* dx, const float* p, int64_t t0,
                                                               const Shape3& s) {
-  const __m512i pair_idx = interleave_index(0);
-  const __m512i quad_lo = _mm512_setr_epi32(0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23);
-  const __m512i quad_hi =
-      _mm512_setr_epi32(8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31);
+  const __m512i pair_idx = interleave_index(0), quad_lo = quad_index(0), quad_hi = quad_index(1);
   const __m512 zero = _mm512_setzero_ps();
   const int64_t plane_p = s.planes * s.t_chunk;
   for (int64_t c = 0; c < s.planes; ++c)
