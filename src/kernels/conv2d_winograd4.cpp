@@ -56,16 +56,13 @@ __attribute__((target("avx512f"))) inline __m512i pack_index(int lower) {
   return _mm512_mask_add_epi32(lane, from_b, lane, _mm512_set1_epi32(16 - lower));
 }
 
-// out[j] for j < count (at most 4): columns j .. j + 28 step 4 of the 32 floats at `row` in
-// lanes 0-7; those before `first` or from `avail` on read as 0 (and are not read).
+// out[j] for j < count (at most 4): columns j .. j + 28 step 4 of the 32 floats at `row`
+// (those past `avail` read as 0) in lanes 0-7.
 __attribute__((target("avx512f"))) inline void every4(__m512* out, int count, const float* row,
-                                                      int64_t avail, int64_t first = 0) {
+                                                      int64_t avail) {
   const __m512i idx = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28);
-  const __mmask16 m0 = lanes_mask(std::max<int64_t>(0, avail)) & ~lanes_mask(first);
-  const __mmask16 m1 =
-      lanes_mask(std::max<int64_t>(0, avail - 16)) & ~lanes_mask(std::max<int64_t>(0, first - 16));
-  const __m512 q0 = _mm512_maskz_loadu_ps(m0, row);
-  const __m512 q1 = _mm512_maskz_loadu_ps(m1, row + 16);
+  const __m512 q0 = _mm512_maskz_loadu_ps(lanes_mask(std::max<int64_t>(0, avail)), row);
+  const __m512 q1 = _mm512_maskz_loadu_ps(lanes_mask(std::max<int64_t>(0, avail - 16)), row + 16);
   for (int j = 0; j < count; ++j)
     out[j] = _mm512_permutex2var_ps(q0, _mm512_add_epi32(idx, _mm512_set1_epi32(j)), q1);
 }
@@ -99,39 +96,28 @@ __attribute__((target("avx512f"))) inline __m512 up4(__m512 a, __m512 b) {
 
 }  // namespace
 
-// patch[0..5] = patch columns 0-5 of 8 tiles in lanes 0-7 (the 6 x 6 patches' row y of
-// a sample's plane x (h, w), tiles from column `col` on, 4 apart), zeros outside the plane.
-// col < 0 for padding: those floats are masked, never read.
-__attribute__((target("avx512f"))) inline void patch_row(__m512 patch[6], const float* x, int64_t y,
-                                                         int64_t col, const Shape3& s) {
-  if (y < 0 || y >= s.h) {
-    for (int j = 0; j < 6; ++j) patch[j] = _mm512_setzero_ps();
-    return;
-  }
-  const float* row = x + y * s.w;
-  every4(patch, 4, row + col, s.w - col, std::max<int64_t>(0, -col));
-  every4(patch + 4, 2, row + col + 4, s.w - col - 4, std::max<int64_t>(0, -col - 4));
-}
-
-// V (36, planes, t_chunk) columns [t0, t0 + tiles) for one sample x (planes, h, w), padded by
-// reading zeros (Group4 lanes).
-__attribute__((target("avx512f"))) void input_transform4(float* v, int64_t t0, const float* x,
+// V (36, planes, t_chunk) columns [t0, t0 + tiles) for one padded sample xp (Group4 lanes).
+__attribute__((target("avx512f"))) void input_transform4(float* v, int64_t t0, const float* xp,
                                                          const Shape3& s) {
   const int64_t plane_v = s.planes * s.t_chunk;
   for (int64_t c = 0; c < s.planes; ++c)
     for (int64_t gi = 0; gi < groups4(s); ++gi) {
       const Group4 g = group4(s, gi);
-      const float* plane = x + c * s.h * s.w;
-      const int64_t y_lo = 4 * g.y - s.pad, y_hi = g.pairs ? y_lo + 4 : y_lo;
-      const int64_t col_lo = 4 * g.x - s.pad, col_hi = g.pairs ? col_lo : col_lo + 32;
+      const float* lo = xp + (c * s.hp + 4 * g.y) * s.wp + 4 * g.x;
+      const float* hi = g.pairs ? lo + 4 * s.wp : lo + 32;
+      const int64_t avail_lo = s.wp - 4 * g.x, avail_hi = g.pairs ? avail_lo : avail_lo - 32;
       const bool has_hi = g.upper > 0;
       const __m512i pack = pack_index(g.lower);
       __m512 d[6][6];
 #pragma GCC unroll 6
       for (int i = 0; i < 6; ++i) {
         __m512 a[6], b[6];  // patch columns 0-5 of the tiles in lanes 0-7 of a, of b
-        patch_row(a, plane, y_lo + i, col_lo, s);
-        if (has_hi) patch_row(b, plane, y_hi + i, col_hi, s);
+        every4(a, 4, lo + i * s.wp, avail_lo);
+        every4(a + 4, 2, lo + i * s.wp + 4, avail_lo - 4);
+        if (has_hi) {
+          every4(b, 4, hi + i * s.wp, avail_hi);
+          every4(b + 4, 2, hi + i * s.wp + 4, avail_hi - 4);
+        }
         for (int j = 0; j < 6; ++j)
           d[i][j] = has_hi ? _mm512_permutex2var_ps(a[j], pack, b[j]) : a[j];
       }
