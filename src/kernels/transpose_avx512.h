@@ -1,7 +1,7 @@
 // transpose_avx512.h — the 16 x 16 in-register transpose of floats, the shuffles it is made
-// of, and rows of up to 16 sources turned into vectors of 16 lanes and back (private to
-// src/kernels, x86-64 only). Callable from files built for AVX-512 and from functions with
-// target("avx512f").
+// of, a vector's lanes summed in a fixed order, and rows of up to 16 sources turned into
+// vectors of 16 lanes and back (private to src/kernels, x86-64 only). Callable from files
+// built for AVX-512 and from functions with target("avx512f").
 #pragma once
 
 #include <immintrin.h>
