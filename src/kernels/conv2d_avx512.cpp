@@ -28,6 +28,8 @@
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 
+#include "transpose_avx512.h"
+
 namespace scratchnet {
 
 namespace {
@@ -368,9 +370,7 @@ __attribute__((target("avx512f"))) float conv2d_sum_avx512(const float* x, int64
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t t = 0; t < len; t += kLanes)
       acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(tail_mask(len - t), x + r * stride + t));
-  alignas(64) float lanes[kLanes];
-  _mm512_store_ps(lanes, acc);
-  return sum_lanes(lanes);
+  return simd::sum_lanes(acc);
 }
 
 void conv2d_s1_product_avx512(float* c, int64_t ldc, const float* a, int64_t m, int64_t kt,

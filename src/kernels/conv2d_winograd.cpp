@@ -542,7 +542,7 @@ void backward(float* d_in, float* d_weight, float* d_bias, const float* d_out, c
   if (d_in) {
     u = scratch(kU, s.positions * s.outs * s.planes);
     parallel_for(s.outs, parallel_grain(s.positions * s.planes), [&](int64_t o0, int64_t o1) {
-      filter_transform4(u, weight, s.outs, s.planes, o0, o1);
+      transforms(s).filter(u, weight, s.outs, s.planes, o0, o1);
     });
   }
   // (groups, positions, outs, planes), then (groups, outs)
