@@ -320,7 +320,25 @@ const Tensor& Sequential::eval_layers(const Tensor& x, size_t first, size_t last
   return *in;
 }
 
+// Layer i, a Conv2d, backward from d_out, or from the gradient fusion.fill makes sample by
+// sample; when its input came out of a ReLU whose pair ran as one (kReluAfter) and the
+// backward goes on below that ReLU, its backward too (Conv2dBackwardFusion::relu_in). The
+// input gradient goes to d_acts_[i] (unless layer i is down_to and !input_grad); returns the
+// lowest layer whose backward ran (i, or the ReLU's).
+size_t Sequential::conv_backward(size_t i, size_t down_to, bool input_grad, const Tensor& d_out,
+                                 Conv2dBackwardFusion fusion) {
+  auto& conv = dynamic_cast<Conv2d&>(*layers_[i]);
+  const Tensor& in = i == 0 ? *input_ : acts_[i - 1];
+  const bool d_in = i > down_to || input_grad;
+  fusion.relu_in = i >= 2 && i - 2 >= down_to && fused_[i - 2] == Fused::kReluAfter;
+  conv.backward_fused(d_in ? &d_acts_[i] : nullptr, d_out, in, fusion);
+  if (!fusion.relu_in) return i;
+  trade_storage(d_acts_[i - 1], d_acts_[i]);  // the ReLU's input gradient, where it would be
+  return i - 1;
+}
+
 const Tensor& Sequential::backward(const Tensor& d_out, size_t down_to, bool input_grad) {
+  static const Tensor kNoGradient;
   SN_CHECK(input_ != nullptr,
            "backward called before forward (or after a forward in eval mode, which keeps no "
            "activations)");
@@ -339,9 +357,17 @@ const Tensor& Sequential::backward(const Tensor& d_out, size_t down_to, bool inp
       const size_t f = i - 2;
       auto& bn = dynamic_cast<BatchNorm&>(*layers_[f]);
       const Tensor& bn_in = f == 0 ? *input_ : acts_[f - 1];
+      const auto& pool = dynamic_cast<const MaxPool2d&>(*layers_[i]);
+      if (down_to < f && layers_[f - 1]->kind() == "Conv2d") {  // the three inside its backward
+        Conv2dBackwardFusion fusion{.fill = bn.backward_relu_pool_params(*d, pool, bn_in, acts_[i]),
+                                    .room = d_acts_[f].data()};
+        i = conv_backward(f - 1, down_to, input_grad, d_acts_[f], std::move(fusion));
+        if (i == down_to && !input_grad) return kNoGradient;
+        d = &d_acts_[i];
+        continue;
+      }
       if (down_to <= f) {  // through the three at once
-        bn.backward_relu_pool(d_acts_[f], *d, dynamic_cast<const MaxPool2d&>(*layers_[i]), bn_in,
-                              acts_[i]);
+        bn.backward_relu_pool(d_acts_[f], *d, pool, bn_in, acts_[i]);
         d = &d_acts_[f];
         i = f;
         continue;
@@ -384,8 +410,13 @@ const Tensor& Sequential::backward(const Tensor& d_out, size_t down_to, bool inp
       layers_[i]->forward(acts_[i], acts_[f], Mode::kTrain);
       fused_[f] = Fused::kNone;
     }
+    if (layers_[i]->kind() == "Conv2d") {
+      i = conv_backward(i, down_to, input_grad, *d, {});
+      if (i == down_to && !input_grad) return kNoGradient;
+      d = &d_acts_[i];
+      continue;
+    }
     if (i == down_to && !input_grad) {
-      static const Tensor kNoGradient;
       if (layers_[i]->backward_params(*d, in, acts_[i]) || layers_[i]->params().empty())
         return kNoGradient;
     }

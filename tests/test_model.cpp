@@ -391,6 +391,73 @@ TEST(Sequential, TrainingStepEqualsTheLayersOneByOne) {
     }
 }
 
+// `bn` in small: two 3x3 convolutions of 8 channels on 18 x 18 planes, each followed by
+// BatchNorm2d and ReLU, the second block pooled. With a batch of 6, the second convolution's
+// backward runs F(4x4, 3x3) on AVX-512 machines: it takes its output gradient sample by sample
+// from the block after it (Conv2dBackwardFusion::fill) and the ReLU before it on its input
+// gradient (relu_in).
+Sequential two_conv_blocks_model() {
+  Sequential m;
+  m.add(Conv2d({.in_channels = 1, .out_channels = 8, .kernel = 3, .padding = 1}))
+      .add(BatchNorm2d({.num_features = 8}))
+      .add(ReLU())
+      .add(Conv2d({.in_channels = 8, .out_channels = 8, .kernel = 3, .padding = 1}))
+      .add(BatchNorm2d({.num_features = 8}))
+      .add(ReLU())
+      .add(MaxPool2d({.kernel = 2}))
+      .add(Flatten())
+      .add(Linear({.in_features = 8 * 9 * 9, .out_features = 7}));
+  m.build({1, 18, 18});
+  m.init(Init::kPyTorch, 21);
+  return m;
+}
+
+// `basic`'s convolutions in small: the second one's output gradient, pooled, is three quarters
+// zeros (the sparse backward runs, with the first one's ReLU on its input gradient).
+Sequential two_convs_model() {
+  Sequential m;
+  m.add(Conv2d({.in_channels = 1, .out_channels = 8, .kernel = 3}))
+      .add(ReLU())
+      .add(Conv2d({.in_channels = 8, .out_channels = 8, .kernel = 3}))
+      .add(ReLU())
+      .add(MaxPool2d({.kernel = 2}))
+      .add(Flatten())
+      .add(Linear({.in_features = 8 * 8 * 8, .out_features = 7}));
+  m.build({1, 20, 20});
+  m.init(Init::kPyTorch, 24);
+  return m;
+}
+
+// A convolution's backward with the layers around it done inside (its output gradient made
+// sample by sample by the BatchNorm2d, ReLU, MaxPool2d after it; the ReLU before it applied to
+// its input gradient) gives the values of the layers one by one, bit for bit, wherever the
+// backward stops, with and without the input gradient.
+TEST(Sequential, ConvolutionBackwardWithItsNeighboursEqualsTheLayersOneByOne) {
+  Tensor x = random_tensor({6, 1, 18, 18}, 22);
+  Tensor d_out = random_tensor({6, 7}, 23);
+  Tensor x20 = random_tensor({6, 1, 20, 20}, 25);
+  for (size_t down_to : {0, 1, 2}) {
+    Sequential fused = two_convs_model(), plain = two_convs_model();
+    EXPECT_EQ(step_as_a_model(fused, x20, d_out, down_to),
+              step_one_by_one(plain, x20, d_out, down_to))
+        << "two convolutions, down_to=" << down_to;
+  }
+  for (size_t down_to : {0, 1, 2, 3, 4, 6})
+    for (bool input_grad : {true, false}) {
+      Sequential fused = two_conv_blocks_model(), plain = two_conv_blocks_model();
+      auto got = step_as_a_model(fused, x, d_out, down_to, input_grad);
+      auto want = step_one_by_one(plain, x, d_out, down_to);
+      ASSERT_EQ(got.size(), want.size());
+      if (!input_grad && down_to != 1 && down_to != 2 && down_to != 4) {  // Conv2d, MaxPool2d
+        EXPECT_TRUE(got.back().empty()) << "down_to=" << down_to;
+        got.pop_back();
+        want.pop_back();
+      }
+      for (size_t k = 0; k < got.size(); ++k)
+        EXPECT_EQ(got[k], want[k]) << "down_to=" << down_to << " result " << k;
+    }
+}
+
 // In training, Flatten hands its input's storage on instead of copying it, and the backward
 // pass hands it back: a backward that stops above the Flatten followed by a whole step, a
 // second backward after one forward, and a Flatten as the first or the last layer (which

@@ -25,6 +25,8 @@
 
 namespace scratchnet {
 
+struct Conv2dBackwardFusion;
+
 class Sequential {
  public:
   Sequential() = default;
@@ -86,6 +88,8 @@ class Sequential {
   };
   Fused forward_pair(size_t i, size_t last, Tensor& out, const Tensor& in, Mode mode);
   bool forward_norm_pool(size_t i, const Tensor& in);
+  size_t conv_backward(size_t i, size_t down_to, bool input_grad, const Tensor& d_out,
+                       Conv2dBackwardFusion fusion);
   void plan_eval_chunks();  // eval_chunk_ and eval_split_, at build
   // What an eval forward's chunk works in: its input and two outputs taking turns.
   struct EvalBuffers {

@@ -22,8 +22,10 @@
 
 #include "conv2d_kernels.h"
 #include "scratch.h"
+#include "scratchnet/check.h"
 #include "scratchnet/kernels/gemm.h"
 #include "scratchnet/layers/conv2d.h"
+#include "scratchnet/layers/relu.h"
 #include "scratchnet/parallel.h"
 
 namespace scratchnet {
@@ -316,6 +318,33 @@ void conv2d_backward(float* d_in, float* d_weight, float* d_bias, const float* d
       weight_gradient_gemm(d_weight, d_out, in, d);
   }
   if (d_bias) bias_gradient(d_bias, d_out, d);
+}
+
+void conv2d_backward_fused(float* d_in, float* d_weight, float* d_bias, const float* d_out,
+                           const float* in, const float* weight, const Conv2dDims& d,
+                           const Conv2dBackwardFusion& fusion) {
+  conv2d_check_dims(d, "conv2d_backward");
+  if (d.n == 0) return;
+  // conv2d_backward's choice, the sparse sums first, where d_out is whole to count its zeros.
+  const bool sparse = !fusion.fill && (d_in || d_weight || d_bias) &&
+                      conv2d_sparse_backward(d_in, d_weight, d_bias, d_out, in, weight, d);
+  if (!sparse && !conv2d_direct_ok(d) && conv2d_winograd_backward_ok(d)) {
+    conv2d_winograd_backward(d_in, d_weight, d_bias, d_out, in, weight, d, &fusion);
+    return;
+  }
+  if (!sparse && fusion.fill) {
+    SN_CHECK(fusion.room != nullptr, "conv2d_backward_fused: fill needs room for d_out");
+    const int64_t out_size = d.oc * d.oh * d.ow;
+    parallel_for(d.n, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) fusion.fill(fusion.room + i * out_size, i);
+    });
+    d_out = fusion.room;
+  }
+  if (!sparse) conv2d_backward(d_in, d_weight, d_bias, d_out, in, weight, d);
+  if (fusion.relu_in && d_in)
+    parallel_for(d.n * d.c * d.h * d.w, parallel_grain(1), [&](int64_t begin, int64_t end) {
+      relu_backward(d_in + begin, d_in + begin, in + begin, end - begin);
+    });
 }
 
 }  // namespace scratchnet

@@ -82,8 +82,11 @@ void conv2d_winograd_weight_grad(float* d_weight, const float* d_out, const floa
 // conv2d_backward (any output may be null; weight is read only for d_in); d_weight's values
 // are conv2d_winograd_weight_grad's, and each output's the same whichever others are asked.
 bool conv2d_winograd_backward_ok(const Conv2dDims& d);
+// With `fusion` (or null), conv2d_backward_fused's: each sample's d_out from fusion->fill
+// as its chunk needs it (d_out unread), and d_in masked per sample for fusion->relu_in.
 void conv2d_winograd_backward(float* d_in, float* d_weight, float* d_bias, const float* d_out,
-                              const float* in, const float* weight, const Conv2dDims& d);
+                              const float* in, const float* weight, const Conv2dDims& d,
+                              const Conv2dBackwardFusion* fusion = nullptr);
 
 // The backward pass as direct sums over the nonzero values of d_out only
 // (conv2d_sparse.cpp), for a 3x3 kernel (any stride and padding), at least 8 input channels

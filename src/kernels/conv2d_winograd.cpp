@@ -38,6 +38,7 @@
 
 #include "conv2d_kernels.h"
 #include "scratch.h"
+#include "scratchnet/check.h"
 #include "scratchnet/kernels/gemm.h"
 #include "scratchnet/parallel.h"
 
@@ -48,7 +49,7 @@ namespace scratchnet::winograd {
 
 namespace {
 
-enum Slot { kPlanes, kLanesOut, kV, kM, kU, kFlipped, kGroupSums, kNumSlots };
+enum Slot { kPlanes, kLanesOut, kV, kM, kU, kFlipped, kGroupSums, kOutGrad, kNumSlots };
 
 // Where a buffer holds planes (rows, columns, lanes) of values surrounded by zeros: its
 // first plane's values at (top, left), each (h, w), `count` such planes.
@@ -383,9 +384,11 @@ void run(float* out, const float* in, const float* weight, const float* bias,
 
 // The input gradient of a chunk's `count` samples from s0 on, given G (36, outs, t_chunk) of
 // their output gradient: P_xi (planes, T) = U_xi (planes, outs) * G_xi, into p, then each
-// sample's input gradient from input_grad_transform4, written into d_in.
-void input_grad_chunk(float* d_in, float* p, const float* gt, const float* u, int64_t s0,
-                      int64_t count, bool parallel_products, const Shape3& s) {
+// sample's input gradient from input_grad_transform4, written into d_in (with relu_in, then
+// zeroed where in <= 0).
+void input_grad_chunk(float* d_in, float* p, const float* gt, const float* u, const float* in,
+                      bool relu_in, int64_t s0, int64_t count, bool parallel_products,
+                      const Shape3& s) {
   for (int xi = 0; xi < s.positions; ++xi) {
     const GemmArgs g{.m = s.planes,
                      .n = count * s.tiles,
@@ -400,20 +403,23 @@ void input_grad_chunk(float* d_in, float* p, const float* gt, const float* u, in
   }
   const int64_t in_size = s.planes * s.h * s.w;
   for (int64_t k = 0; k < count; ++k)
-    input_grad_transform4(d_in + (s0 + k) * in_size, p, k * s.tiles, s);
+    input_grad_transform4(d_in + (s0 + k) * in_size, p, k * s.tiles,
+                          relu_in ? in + (s0 + k) * in_size : nullptr, s);
 }
 
 // What the backward's chunks of one group write; null where not asked for.
 struct GroupOut {
-  float* du;      // (positions, outs, planes): the group's sum of dU
-  float* d_bias;  // (outs): the group's sum of d_out, per output channel
-  float* d_in;    // the whole input gradient (each chunk writes its samples)
+  float* du;                           // (positions, outs, planes): the group's sum of dU
+  float* d_bias;                       // (outs): the group's sum of d_out, per output channel
+  float* d_in;                         // the whole input gradient (each chunk writes its samples)
+  const Conv2dBackwardFusion* fusion;  // or null
 };
 
 // The backward's chunks [q0, q1): per chunk the output-gradient transform, then (du) the input
 // transform and dU_xi += (A dY A^T)_xi * V_xi^T, (d_bias) the tiles' sums, and (d_in, the
 // tiles of F(4x4, 3x3)) the chunk's input gradient from u (36, planes, outs), the filters'
-// transform (input_grad_chunk).
+// transform (input_grad_chunk). With out.fusion, each sample's d_out from its fill, and d_in
+// masked for its relu_in.
 void backward_chunks(const GroupOut& out, const float* u, const float* d_out, const float* in,
                      int64_t q0, int64_t q1, bool parallel_products, const Shape3& s) {
   float* v = scratch(kV, s.positions * s.planes * s.t_chunk);  // (positions, planes, t_chunk)
@@ -421,6 +427,8 @@ void backward_chunks(const GroupOut& out, const float* u, const float* d_out, co
   const int64_t in_size = s.planes * s.h * s.w, out_size = s.outs * s.oh * s.ow;
   float* xp = padded_planes(s);
   float* dyp = s.lanes ? lanes_grad_planes(s) : nullptr;
+  const auto* fill = out.fusion && out.fusion->fill ? &out.fusion->fill : nullptr;
+  float* dy = fill ? scratch(kOutGrad, out_size) : nullptr;  // one sample's (outs, oh, ow)
   for (int64_t q = q0; q < q1; ++q) {
     const int64_t s0 = q * s.chunk, count = std::min(s.chunk, s.n - s0);
     if (s.lanes) {
@@ -432,7 +440,8 @@ void backward_chunks(const GroupOut& out, const float* u, const float* d_out, co
           pad_sample(xp, in + (s0 + k) * in_size, s);
           transforms(s).input(v, k * s.tiles, xp, s);
         }
-        transforms(s).grad(gt, k * s.tiles, d_out + (s0 + k) * out_size, s);
+        if (fill) (*fill)(dy, s0 + k);
+        transforms(s).grad(gt, k * s.tiles, fill ? dy : d_out + (s0 + k) * out_size, s);
       }
     }
     for (int xi = 0; out.du && xi < s.positions; ++xi) {
@@ -450,7 +459,9 @@ void backward_chunks(const GroupOut& out, const float* u, const float* d_out, co
       parallel_products ? gemm_parallel(g) : gemm(g);
     }
     if (out.d_bias) tile_sums4(out.d_bias, gt, count * s.tiles, q == q0, s);
-    if (out.d_in) input_grad_chunk(out.d_in, v, gt, u, s0, count, parallel_products, s);
+    if (out.d_in)
+      input_grad_chunk(out.d_in, v, gt, u, in, out.fusion && out.fusion->relu_in, s0, count,
+                       parallel_products, s);
   }
 }
 
@@ -533,7 +544,7 @@ Shape3 weight_grad_shape(const Conv2dDims& d) {
 // Any of the weight, bias and input gradients (weight given for the last), in the same chunks.
 // The bias gradient needs F(4x4, 3x3) on tiles (tile_sums4), as the input gradient does.
 void backward(float* d_in, float* d_weight, float* d_bias, const float* d_out, const float* in,
-              const float* weight, const Conv2dDims& d) {
+              const float* weight, const Conv2dDims& d, const Conv2dBackwardFusion* fusion) {
   const Shape3 s = weight_grad_shape(d);
   const int64_t chunks = (s.n + s.chunk - 1) / s.chunk, groups = std::min<int64_t>(chunks, 8);
   const int64_t du_size = d_weight ? s.positions * s.outs * s.planes : 0;
@@ -550,7 +561,7 @@ void backward(float* d_in, float* d_weight, float* d_bias, const float* d_out, c
   float* bias_sums = sums + groups * du_size;
   auto group = [&](int64_t i, bool parallel_products) {
     const GroupOut out{d_weight ? sums + i * du_size : nullptr,
-                       d_bias ? bias_sums + i * bias_size : nullptr, d_in};
+                       d_bias ? bias_sums + i * bias_size : nullptr, d_in, fusion};
     backward_chunks(out, u, d_out, in, i * chunks / groups, (i + 1) * chunks / groups,
                     parallel_products, s);
   };
@@ -584,7 +595,7 @@ void backward(float* d_in, float* d_weight, float* d_bias, const float* d_out, c
 
 void conv2d_winograd_weight_grad(float* d_weight, const float* d_out, const float* in,
                                  const Conv2dDims& d) {
-  backward(nullptr, d_weight, nullptr, d_out, in, nullptr, d);
+  backward(nullptr, d_weight, nullptr, d_out, in, nullptr, d, nullptr);
 }
 
 bool conv2d_winograd_backward_ok(const Conv2dDims& d) {
@@ -594,8 +605,11 @@ bool conv2d_winograd_backward_ok(const Conv2dDims& d) {
 }
 
 void conv2d_winograd_backward(float* d_in, float* d_weight, float* d_bias, const float* d_out,
-                              const float* in, const float* weight, const Conv2dDims& d) {
-  backward(d_in, d_weight, d_bias, d_out, in, weight, d);
+                              const float* in, const float* weight, const Conv2dDims& d,
+                              const Conv2dBackwardFusion* fusion) {
+  SN_CHECK(!(fusion && fusion->fill) || conv2d_winograd_backward_ok(d),
+           "conv2d_winograd_backward: fill needs the F(4x4, 3x3) backward");
+  backward(d_in, d_weight, d_bias, d_out, in, weight, d, fusion);
 }
 
 }  // namespace scratchnet
@@ -612,7 +626,7 @@ void conv2d_winograd_input_grad(float*, const float*, const float*, const Conv2d
 void conv2d_winograd_weight_grad(float*, const float*, const float*, const Conv2dDims&) {}
 bool conv2d_winograd_backward_ok(const Conv2dDims&) { return false; }
 void conv2d_winograd_backward(float*, float*, float*, const float*, const float*, const float*,
-                              const Conv2dDims&) {}
+                              const Conv2dDims&, const Conv2dBackwardFusion*) {}
 
 }  // namespace scratchnet
 

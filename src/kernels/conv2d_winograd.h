@@ -185,8 +185,10 @@ void filter_transform4(float* u, const float* weight, int64_t outs, int64_t plan
 // The input transform backwards, for the input gradient of one sample: dx (planes, h, w) = the
 // sum of B dV B^T for each tile's dV, read from P (36, planes, t_chunk) columns [t0, t0 +
 // tiles), at its patch (padded rows 4 ty .., columns 4 tx ..; neighbouring patches overlap by
-// 2), cropped to the plane. dx is overwritten.
-void input_grad_transform4(float* dx, const float* p, int64_t t0, const Shape3& s);
+// 2), cropped to the plane. dx is overwritten; with relu_x (the sample's input, (planes, h, w)),
+// by zero where relu_x <= 0 (relu_backward's values: the gradient through a ReLU before).
+void input_grad_transform4(float* dx, const float* p, int64_t t0, const float* relu_x,
+                           const Shape3& s);
 void filter_grad_transform4(float* d_weight, const float* du, int64_t outs, int64_t planes,
                             int64_t o0, int64_t o1);
 // sums (outs) = (first ? 0 : sums) + each output channel's sum over G's (36, outs, t_chunk)

@@ -199,6 +199,7 @@ __attribute__((target("avx512f"))) void output_transform4(float* out, const floa
 }
 
 __attribute__((target("avx512f"))) void input_grad_transform4(float* dx, const float* p, int64_t t0,
+                                                              const float* relu_x,
                                                               const Shape3& s) {
   const __m512i pair_idx = interleave_index(0), quad_lo = quad_index(0), quad_hi = quad_index(1);
   const __m512 zero = _mm512_setzero_ps();
@@ -249,13 +250,18 @@ __attribute__((target("avx512f"))) void input_grad_transform4(float* dx, const f
           if (r < 0 || r >= s.h) continue;
           const bool whole = i < 2 && y > 0, left = x > 0;
           float* row = dx + (c * s.h + r) * s.w + c0;
+          const float* x_row = relu_x ? relu_x + (c * s.h + r) * s.w + c0 : nullptr;
           const int64_t end = std::min<int64_t>(cols, s.w - c0);  // past the plane's columns
           for (int k = 0; k < 3 && 16 * k < end; ++k) {
             const __mmask16 m =
                 lanes_mask(end - 16 * k) & ~lanes_mask(std::max<int64_t>(0, -c0 - 16 * k));
             const __mmask16 earlier = whole ? m : (k == 0 && left ? m & 0x3 : 0);
-            _mm512_mask_storeu_ps(
-                row + 16 * k, m, _mm512_add_ps(_mm512_maskz_loadu_ps(earlier, row + 16 * k), v[k]));
+            __m512 sum = _mm512_add_ps(_mm512_maskz_loadu_ps(earlier, row + 16 * k), v[k]);
+            if (x_row)  // zero where x <= 0 (or NaN), at every store: the last one's is final
+              sum = _mm512_maskz_mov_ps(
+                  _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(m, x_row + 16 * k), zero, _CMP_GT_OQ),
+                  sum);
+            _mm512_mask_storeu_ps(row + 16 * k, m, sum);
           }
         }
       }

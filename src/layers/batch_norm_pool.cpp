@@ -42,29 +42,91 @@ void batch_norm_relu_pool_forward_train(T* out, int32_t* argmax, T* mean, T* var
   });
 }
 
+namespace {
+
+// Channel ch's gradient at the batch norm's output for samples [i0, i1), plane after plane
+// in d_norm ((i1 - i0), H, W): relu_backward, then max_pool2d_backward; d_pool (OH, OW) is
+// scratch.
+template <typename T>
+void normed_grad(T* d_norm, T* d_pool, const T* d_out, const T* out, const int32_t* argmax,
+                 int64_t ch, int64_t i0, int64_t i1, const Pool2dDims& d) {
+  const int64_t spatial = d.h * d.w, pooled = d.oh * d.ow, out_stride = d.c * pooled;
+  for (int64_t i = i0; i < i1; ++i) {
+    const int64_t at = i * out_stride + ch * pooled;
+    if (i + 1 < i1)  // the next sample's planes, a stride apart the prefetchers do not follow
+      for (int64_t k = 0; k < pooled; k += 64 / sizeof(T)) {
+        __builtin_prefetch(d_out + at + out_stride + k);
+        __builtin_prefetch(out + at + out_stride + k);
+        __builtin_prefetch(argmax + at + out_stride + k);
+      }
+    relu_backward(d_pool, d_out + at, out + at, pooled);
+    max_pool2d_backward_plane(d_norm + (i - i0) * spatial, d_pool, argmax + at, d);
+  }
+}
+
+// The backward channel by channel: d_gamma, d_beta added into, then d_in written or (d_in
+// null) each channel's k, a, b (ChannelGrad) kept in grads (C, 3).
+template <typename T>
+void backward_channels(T* d_in, T* d_gamma, T* d_beta, T* grads, const T* d_out, const T* out,
+                       const int32_t* argmax, const T* in, const T* mean, const T* invstd,
+                       const T* gamma, const Pool2dDims& d) {
+  const int64_t spatial = d.h * d.w, stride = d.c * spatial;
+  parallel_for(d.c, parallel_grain(d.n * spatial), [&](int64_t c0, int64_t c1) {
+    thread_local std::vector<T> d_norm, d_pool;  // (N, H, W) of one channel; (OH, OW)
+    d_norm.resize(static_cast<size_t>(d.n * spatial));
+    d_pool.resize(static_cast<size_t>(d.oh * d.ow));
+    for (int64_t ch = c0; ch < c1; ++ch) {
+      normed_grad(d_norm.data(), d_pool.data(), d_out, out, argmax, ch, 0, d.n, d);
+      const int64_t offset = ch * spatial;
+      const ChannelGrad<T> g = backward_coefficients(
+          d_gamma ? d_gamma + ch : nullptr, d_beta ? d_beta + ch : nullptr, d_norm.data(), spatial,
+          in + offset, stride, mean[ch], invstd[ch], gamma[ch], d.n, spatial);
+      if (d_in) {
+        backward_rows(d_in + offset, d_norm.data(), spatial, in + offset, stride, mean[ch], g, d.n,
+                      spatial);
+      } else {
+        grads[3 * ch] = g.k;
+        grads[3 * ch + 1] = g.a;
+        grads[3 * ch + 2] = g.b;
+      }
+    }
+  });
+}
+
+}  // namespace
+
 template <typename T>
 void batch_norm_relu_pool_backward_train(T* d_in, T* d_gamma, T* d_beta, const T* d_out,
                                          const T* out, const int32_t* argmax, const T* in,
                                          const T* mean, const T* invstd, const T* gamma,
                                          const Pool2dDims& d) {
-  const int64_t spatial = d.h * d.w, pooled = d.oh * d.ow;
-  const int64_t stride = d.c * spatial, out_stride = d.c * pooled;
-  parallel_for(d.c, parallel_grain(d.n * spatial), [&](int64_t c0, int64_t c1) {
-    thread_local std::vector<T> d_norm, d_pool;  // (N, H, W) of one channel; (OH, OW)
-    d_norm.resize(static_cast<size_t>(d.n * spatial));
-    d_pool.resize(static_cast<size_t>(pooled));
-    for (int64_t ch = c0; ch < c1; ++ch) {
-      for (int64_t i = 0; i < d.n; ++i) {
-        const int64_t at = i * out_stride + ch * pooled;
-        relu_backward(d_pool.data(), d_out + at, out + at, pooled);
-        max_pool2d_backward_plane(d_norm.data() + i * spatial, d_pool.data(), argmax + at, d);
-      }
-      const int64_t offset = ch * spatial;
-      backward_train_channel(d_in + offset, d_gamma ? d_gamma + ch : nullptr,
-                             d_beta ? d_beta + ch : nullptr, d_norm.data(), spatial, in + offset,
-                             stride, mean[ch], invstd[ch], gamma[ch], d.n, spatial);
-    }
-  });
+  backward_channels<T>(d_in, d_gamma, d_beta, nullptr, d_out, out, argmax, in, mean, invstd, gamma,
+                       d);
+}
+
+template <typename T>
+void batch_norm_relu_pool_backward_params(T* grads, T* d_gamma, T* d_beta, const T* d_out,
+                                          const T* out, const int32_t* argmax, const T* in,
+                                          const T* mean, const T* invstd, const T* gamma,
+                                          const Pool2dDims& d) {
+  backward_channels(static_cast<T*>(nullptr), d_gamma, d_beta, grads, d_out, out, argmax, in, mean,
+                    invstd, gamma, d);
+}
+
+template <typename T>
+void batch_norm_relu_pool_backward_sample(T* d_in, int64_t i, const T* grads, const T* d_out,
+                                          const T* out, const int32_t* argmax, const T* in,
+                                          const T* mean, const Pool2dDims& d) {
+  const int64_t spatial = d.h * d.w, sample = i * d.c * spatial;
+  thread_local std::vector<T> d_norm, d_pool;  // (H, W), (OH, OW)
+  d_norm.resize(static_cast<size_t>(spatial));
+  d_pool.resize(static_cast<size_t>(d.oh * d.ow));
+  for (int64_t ch = 0; ch < d.c; ++ch) {
+    normed_grad(d_norm.data(), d_pool.data(), d_out, out, argmax, ch, i, i + 1, d);
+    const ChannelGrad<T> g{grads[3 * ch], grads[3 * ch + 1], grads[3 * ch + 2]};
+    backward_rows(d_in + ch * spatial, d_norm.data(), spatial, in + sample + ch * spatial, spatial,
+                  mean[ch], g, 1, spatial);
+  }
 }
 
 template void batch_norm_relu_pool_forward_train<float>(float*, int32_t*, float*, float*, float*,
@@ -74,6 +136,14 @@ template void batch_norm_relu_pool_backward_train<float>(float*, float*, float*,
                                                          const float*, const int32_t*, const float*,
                                                          const float*, const float*, const float*,
                                                          const Pool2dDims&);
+template void batch_norm_relu_pool_backward_params<float>(float*, float*, float*, const float*,
+                                                          const float*, const int32_t*,
+                                                          const float*, const float*, const float*,
+                                                          const float*, const Pool2dDims&);
+template void batch_norm_relu_pool_backward_sample<float>(float*, int64_t, const float*,
+                                                          const float*, const float*,
+                                                          const int32_t*, const float*,
+                                                          const float*, const Pool2dDims&);
 
 bool BatchNorm::train_relu_pool(Tensor& out, MaxPool2d& pool, const Tensor& in) {
   if (statistics_frozen_ || in.ndim() != 4) return false;
@@ -90,18 +160,39 @@ bool BatchNorm::train_relu_pool(Tensor& out, MaxPool2d& pool, const Tensor& in) 
   return true;
 }
 
-void BatchNorm::backward_relu_pool(Tensor& d_in, const Tensor& d_out, const MaxPool2d& pool,
-                                   const Tensor& in, const Tensor& out) {
+Pool2dDims BatchNorm::relu_pool_dims(const char* caller, const Tensor& d_out, const MaxPool2d& pool,
+                                     const Tensor& in, const Tensor& out) const {
   SN_CHECK(has_forward_ && last_mode_ == Mode::kTrain && scale_.numel() == in.dim(1),
-           "{}: backward_relu_pool called before train_relu_pool", kind());
+           "{}: {} called before train_relu_pool", kind(), caller);
   const Pool2dDims d = pool.dims(in.shape());
-  const int32_t* argmax = pool.saved_argmax(in.shape());
   check_shape(d_out, {d.n, d.c, d.oh, d.ow}, (kind() + ": gradient of the pooled output").c_str());
   check_shape(out, d_out.shape(), (kind() + ": pooled output").c_str());
+  return d;
+}
+
+void BatchNorm::backward_relu_pool(Tensor& d_in, const Tensor& d_out, const MaxPool2d& pool,
+                                   const Tensor& in, const Tensor& out) {
+  const Pool2dDims d = relu_pool_dims("backward_relu_pool", d_out, pool, in, out);
+  const int32_t* argmax = pool.saved_argmax(in.shape());
   check_shape(d_in, in.shape(), (kind() + ": gradient of the input").c_str());
   batch_norm_relu_pool_backward_train(d_in.data(), weight_.grad.data(), bias_.grad.data(),
                                       d_out.data(), out.data(), argmax, in.data(), mean_.data(),
                                       invstd_.data(), weight_.value.data(), d);
+}
+
+BatchNorm::SampleGrad BatchNorm::backward_relu_pool_params(const Tensor& d_out,
+                                                           const MaxPool2d& pool, const Tensor& in,
+                                                           const Tensor& out) {
+  const Pool2dDims d = relu_pool_dims("backward_relu_pool_params", d_out, pool, in, out);
+  const int32_t* argmax = pool.saved_argmax(in.shape());
+  grads_.resize({d.c, 3});
+  batch_norm_relu_pool_backward_params(grads_.data(), weight_.grad.data(), bias_.grad.data(),
+                                       d_out.data(), out.data(), argmax, in.data(), mean_.data(),
+                                       invstd_.data(), weight_.value.data(), d);
+  return [d, argmax, grads = grads_.data(), dy = d_out.data(), y = out.data(), x = in.data(),
+          mean = mean_.data()](float* d_in, int64_t i) {
+    batch_norm_relu_pool_backward_sample(d_in, i, grads, dy, y, argmax, x, mean, d);
+  };
 }
 
 void BatchNorm::unpooled_output(Tensor& out, const Tensor& in) const {

@@ -291,13 +291,21 @@ void affine_rows(T* out, const T* in, T center, T scale, T shift, int64_t n, int
   }
 }
 
-// The training backward of one channel (batch_norm_backward_train), its gradient rows at
-// d_out + i * d_stride and its input rows at in + i * stride: adds to *d_beta and *d_gamma
-// (either may be null) and writes d_in's rows (at d_in + i * stride).
+// What the training backward of one channel needs besides its rows:
+// d_in = k * (d_out - a - (x - mean) * b).
 template <typename T>
-void backward_train_channel(T* d_in, T* d_gamma, T* d_beta, const T* d_out, int64_t d_stride,
-                            const T* in, int64_t stride, T mean, T invstd, T gamma, int64_t n,
-                            int64_t spatial) {
+struct ChannelGrad {
+  T k, a, b;
+};
+
+// The first half of the training backward of one channel (batch_norm_backward_train), its
+// gradient rows at d_out + i * d_stride and its input rows at in + i * stride: adds to
+// *d_beta and *d_gamma (either may be null) and returns k = gamma * invstd, a = mean(d_out)
+// and b = mean(d_out * x_hat) * invstd.
+template <typename T>
+ChannelGrad<T> backward_coefficients(T* d_gamma, T* d_beta, const T* d_out, int64_t d_stride,
+                                     const T* in, int64_t stride, T mean, T invstd, T gamma,
+                                     int64_t n, int64_t spatial) {
   const double count = static_cast<double>(n * spatial);
   const double is = static_cast<double>(invstd);
   double sum_dy, sum_dy_xc;
@@ -305,17 +313,20 @@ void backward_train_channel(T* d_in, T* d_gamma, T* d_beta, const T* d_out, int6
                 spatial);
   if (d_beta) *d_beta += static_cast<T>(sum_dy);
   if (d_gamma) *d_gamma += static_cast<T>(sum_dy_xc * is);
-  // d_in = k * (d_out - a - (x - mean) * b) with k = gamma * invstd, a = mean(d_out),
-  // b = mean(d_out * x_hat) * invstd.
-  const T k = static_cast<T>(static_cast<double>(gamma) * is);
-  const T a = static_cast<T>(sum_dy / count);
-  const T b = static_cast<T>(sum_dy_xc * is * is / count);
+  return {static_cast<T>(static_cast<double>(gamma) * is), static_cast<T>(sum_dy / count),
+          static_cast<T>(sum_dy_xc * is * is / count)};
+}
+
+// The second half: d_in's n rows (at d_in + i * stride) = k * (d_out - a - (x - mean) * b).
+template <typename T>
+void backward_rows(T* d_in, const T* d_out, int64_t d_stride, const T* in, int64_t stride, T mean,
+                   const ChannelGrad<T>& g, int64_t n, int64_t spatial) {
 #if defined(__x86_64__) || defined(_M_X64)
   if constexpr (std::is_same_v<T, float>) {
     if (vector_path() == VectorPath::kAvx512) {
       for (int64_t i = 0; i < n; ++i)
-        backward_row_avx512(d_in + i * stride, d_out + i * d_stride, in + i * stride, k, a, b, mean,
-                            spatial);
+        backward_row_avx512(d_in + i * stride, d_out + i * d_stride, in + i * stride, g.k, g.a, g.b,
+                            mean, spatial);
       return;
     }
   }
@@ -324,8 +335,18 @@ void backward_train_channel(T* d_in, T* d_gamma, T* d_beta, const T* d_out, int6
     const T* dy = d_out + i * d_stride;
     const T* x = in + i * stride;
     T* dx = d_in + i * stride;
-    for (int64_t s = 0; s < spatial; ++s) dx[s] = k * ((dy[s] - a) - (x[s] - mean) * b);
+    for (int64_t s = 0; s < spatial; ++s) dx[s] = g.k * ((dy[s] - g.a) - (x[s] - mean) * g.b);
   }
+}
+
+// The training backward of one channel: both halves, d_in's rows at d_in + i * stride.
+template <typename T>
+void backward_train_channel(T* d_in, T* d_gamma, T* d_beta, const T* d_out, int64_t d_stride,
+                            const T* in, int64_t stride, T mean, T invstd, T gamma, int64_t n,
+                            int64_t spatial) {
+  const ChannelGrad<T> g = backward_coefficients(d_gamma, d_beta, d_out, d_stride, in, stride, mean,
+                                                 invstd, gamma, n, spatial);
+  backward_rows(d_in, d_out, d_stride, in, stride, mean, g, n, spatial);
 }
 
 }  // namespace scratchnet::batch_norm_sums

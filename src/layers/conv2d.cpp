@@ -349,6 +349,16 @@ void Conv2d::run_backward(Tensor* d_in, const Tensor& d_out, const Tensor& in) {
                   weight_.value.data(), d);
 }
 
+void Conv2d::backward_fused(Tensor* d_in, const Tensor& d_out, const Tensor& in,
+                            const Conv2dBackwardFusion& fusion) {
+  Conv2dDims d = conv2d_dims(options_, in.shape());
+  check_shape(d_out, {d.n, d.oc, d.oh, d.ow}, "Conv2d backward: gradient of the output");
+  if (d_in) check_shape(*d_in, in.shape(), "Conv2d backward: gradient of the input");
+  conv2d_backward_fused(d_in ? d_in->data() : nullptr, weight_.grad.data(),
+                        options_.bias ? bias_.grad.data() : nullptr, d_out.data(), in.data(),
+                        weight_.value.data(), d, fusion);
+}
+
 bool Conv2d::has_eval_fused(const Shape& in) const {
   return conv2d_winograd_ok(conv2d_dims(options_, in));
 }

@@ -23,6 +23,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "scratchnet/layer.h"
@@ -88,6 +89,21 @@ void batch_norm_relu_pool_backward_train(T* d_in, T* d_gamma, T* d_beta, const T
                                          const T* mean, const T* invstd, const T* gamma,
                                          const Pool2dDims& d);
 
+// The same in two halves, for a convolution's backward that takes d_in sample by sample
+// (Conv2dBackwardFusion::fill): _params adds d_gamma, d_beta and writes grads (C, 3), each
+// channel's factors for d_in; _sample then writes sample i's d_in (C, H, W) into d_in, the
+// values batch_norm_relu_pool_backward_train writes there (it may run on several threads at
+// once, for different samples).
+template <typename T>
+void batch_norm_relu_pool_backward_params(T* grads, T* d_gamma, T* d_beta, const T* d_out,
+                                          const T* out, const int32_t* argmax, const T* in,
+                                          const T* mean, const T* invstd, const T* gamma,
+                                          const Pool2dDims& d);
+template <typename T>
+void batch_norm_relu_pool_backward_sample(T* d_in, int64_t i, const T* grads, const T* d_out,
+                                          const T* out, const int32_t* argmax, const T* in,
+                                          const T* mean, const Pool2dDims& d);
+
 // running_mean, running_var (C) updated from a batch's mean and biased var (C) over
 // `count` = N * S > 1 values per channel, as PyTorch does (the variance made unbiased).
 template <typename T>
@@ -112,6 +128,12 @@ class BatchNorm : public Layer {
   // gradient for the pool's output `out`.
   void backward_relu_pool(Tensor& d_in, const Tensor& d_out, const MaxPool2d& pool,
                           const Tensor& in, const Tensor& out);
+  // backward_relu_pool in two halves: the parameter gradients now, and the function returned
+  // writes sample i's d_in (C, H, W) into its first argument (what backward_relu_pool writes
+  // there), for Conv2dBackwardFusion::fill. It reads d_out, in and out: they must outlive it.
+  using SampleGrad = std::function<void(float* d_in, int64_t i)>;
+  SampleGrad backward_relu_pool_params(const Tensor& d_out, const MaxPool2d& pool, const Tensor& in,
+                                       const Tensor& out);
   // The output train_relu_pool did not write, from its batch statistics (nothing updated):
   // for a backward that stops between the three layers and needs them one by one.
   void unpooled_output(Tensor& out, const Tensor& in) const;
@@ -146,12 +168,16 @@ class BatchNorm : public Layer {
   // kernel, updates the running statistics.
   void begin_training(const Shape& in);
   void end_training(const Shape& in);
+  // The checks of a backward after train_relu_pool (`caller` names it); the pool's sizes.
+  Pool2dDims relu_pool_dims(const char* caller, const Tensor& d_out, const MaxPool2d& pool,
+                            const Tensor& in, const Tensor& out) const;
 
   BatchNormOptions options_;
   Parameter weight_, bias_;
   Tensor running_mean_, running_var_, num_batches_tracked_;
   Tensor mean_, var_, invstd_;  // (C) batch statistics of the last training forward
   Tensor scale_;                // (C) gamma * invstd of the last train_relu_pool
+  Tensor grads_;                // (C, 3) of the last backward_relu_pool_params
   bool has_forward_ = false, statistics_frozen_ = false;
   Mode last_mode_ = Mode::kTrain;
 };

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 
 #include "scratchnet/layer.h"
 
@@ -100,6 +101,26 @@ struct Conv2dEpilogue {
 void conv2d_backward(float* d_in, float* d_weight, float* d_bias, const float* d_out,
                      const float* in, const float* weight, const Conv2dDims& d);
 
+// conv2d_backward with the passes next to it in a model done along the way (Sequential uses it
+// for the layers around a convolution); the values are those of the passes one by one:
+//   fill(dst, i), when given, writes sample i's d_out (OC, OH, OW) into dst, and d_out is not
+//     read: the F(4x4, 3x3) backward (conv2d_winograd_backward_ok) asks for each sample as its
+//     chunk needs it, so the gradient never reaches memory whole; elsewhere it is made whole in
+//     `room` (N, OC, OH, OW) first, samples over threads. fill may run on several threads at
+//     once, for different samples. (Without the whole gradient to count its zeros, the sparse
+//     backward is not tried where the Winograd one runs.)
+//   relu_in: the input came out of a ReLU, and d_in is the gradient at the ReLU's input: zero
+//     where in <= 0 (relu_backward's values), in the Winograd backward per sample as it is
+//     written.
+struct Conv2dBackwardFusion {
+  std::function<void(float* dst, int64_t sample)> fill;
+  float* room = nullptr;
+  bool relu_in = false;
+};
+void conv2d_backward_fused(float* d_in, float* d_weight, float* d_bias, const float* d_out,
+                           const float* in, const float* weight, const Conv2dDims& d,
+                           const Conv2dBackwardFusion& fusion);
+
 class Conv2d : public Layer {
  public:
   explicit Conv2d(const Conv2dOptions& options);  // throws on invalid options
@@ -109,6 +130,10 @@ class Conv2d : public Layer {
   void forward(Tensor& out, const Tensor& in, Mode mode) override;
   void backward(Tensor& d_in, const Tensor& d_out, const Tensor& in, const Tensor& out) override;
   bool backward_params(const Tensor& d_out, const Tensor& in, const Tensor& out) override;
+  // backward (d_in null: the parameter gradients alone) with conv2d_backward_fused's fusion;
+  // d_out (N, OC, OH, OW) is not read when fusion.fill is given.
+  void backward_fused(Tensor* d_in, const Tensor& d_out, const Tensor& in,
+                      const Conv2dBackwardFusion& fusion);
   // The eval forward and `e` in one pass, where the activations stay in registers: the
   // values of Conv2d, (BatchNorm2d,) ReLU (and MaxPool2d(2)) one by one. out is (N, OC, OH, OW)
   // or with e.pool (N, OC, OH / 2, OW / 2). Only for inputs where has_eval_fused (those where
