@@ -410,6 +410,18 @@ const Tensor& Sequential::backward(const Tensor& d_out, size_t down_to, bool inp
       layers_[i]->forward(acts_[i], acts_[f], Mode::kTrain);
       fused_[f] = Fused::kNone;
     }
+    // A BatchNorm2d on the batch statistics just above the last layer, a Conv2d whose parameter
+    // gradients alone are asked for: its backward channel by channel inside the convolution's.
+    if (i == down_to + 1 && !input_grad && layers_[i]->kind() == "BatchNorm2d" &&
+        layers_[down_to]->kind() == "Conv2d") {
+      auto& bn = dynamic_cast<BatchNorm&>(*layers_[i]);
+      if (bn.uses_batch_statistics()) {
+        Conv2dBackwardFusion fusion{.fill_channel = bn.backward_by_channel(*d, in),
+                                    .room = d_acts_[i].data()};
+        conv_backward(down_to, down_to, input_grad, d_acts_[i], std::move(fusion));
+        return kNoGradient;
+      }
+    }
     if (layers_[i]->kind() == "Conv2d") {
       i = conv_backward(i, down_to, input_grad, *d, {});
       if (i == down_to && !input_grad) return kNoGradient;

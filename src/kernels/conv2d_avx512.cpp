@@ -98,11 +98,13 @@ __attribute__((target("avx512f"))) void forward_sample(float* out, const float* 
 }
 
 // acc (OC-range, 10, 16): per output channel nine tap accumulators and one for the bias, each
-// 16 lanes, added into over one sample.
-__attribute__((target("avx512f"))) void param_grads_sample(float* acc, const float* d_out,
-                                                           const float* xp, const Conv2dDims& d,
-                                                           int64_t o0, int64_t o1) {
-  const int64_t wp = d.w + 2 * d.padding, plane = d.oh * d.ow;
+// 16 lanes, added into over one sample, whose output channel o0 + k has its gradient plane at
+// g + k * g_stride.
+__attribute__((target("avx512f"))) void param_grads_sample(float* acc, const float* g,
+                                                           int64_t g_stride, const float* xp,
+                                                           const Conv2dDims& d, int64_t o0,
+                                                           int64_t o1) {
+  const int64_t wp = d.w + 2 * d.padding;
   constexpr int kSlots = kTaps + 1;
   for (int64_t o = o0; o < o1; o += 2) {
     const bool pair = o + 1 < o1;
@@ -113,8 +115,8 @@ __attribute__((target("avx512f"))) void param_grads_sample(float* acc, const flo
       s0[t] = _mm512_loadu_ps(a0 + t * kLanes);
       s1[t] = pair ? _mm512_loadu_ps(a1 + t * kLanes) : _mm512_setzero_ps();
     }
-    const float* g0 = d_out + o * plane;
-    const float* g1 = pair ? g0 + plane : g0;
+    const float* g0 = g + (o - o0) * g_stride;
+    const float* g1 = pair ? g0 + g_stride : g0;
     for (int64_t y = 0; y < d.oh; ++y)
       for (int64_t x = 0; x < d.ow; x += kLanes) {
         const __mmask16 m = tail_mask(d.ow - x);
@@ -335,16 +337,30 @@ void conv2d_direct_forward(float* out, const float* in, const float* weight, con
 }
 
 void conv2d_direct_param_grads(float* d_weight, float* d_bias, const float* d_out, const float* in,
-                               const Conv2dDims& d, int64_t o0, int64_t o1) {
-  const int64_t hp = d.h + 2 * d.padding, wp = d.w + 2 * d.padding;
+                               const Conv2dDims& d, int64_t o0, int64_t o1,
+                               const Conv2dBackwardFusion::ChannelFill* fill) {
+  const int64_t hp = d.h + 2 * d.padding, wp = d.w + 2 * d.padding, plane = d.oh * d.ow;
   constexpr int kSlots = kTaps + 1;
-  thread_local std::vector<float> acc_buf;
+  constexpr int64_t kBlock = 4;  // output channels filled at once: (4, N, OH, OW)
+  thread_local std::vector<float> acc_buf, block;
   acc_buf.assign(static_cast<size_t>((o1 - o0) * kSlots * kLanes), 0.0f);  // (o1-o0, 10, 16)
   float* acc = acc_buf.data();
   float* xp = plane_buffer(hp * wp);  // (HP, WP)
-  for (int64_t n = 0; n < d.n; ++n) {
-    pad_plane(xp, in + n * d.h * d.w, d);
-    param_grads_sample(acc, d_out + n * d.oc * d.oh * d.ow, xp, d, o0, o1);
+  if (!fill) {
+    for (int64_t n = 0; n < d.n; ++n) {
+      pad_plane(xp, in + n * d.h * d.w, d);
+      param_grads_sample(acc, d_out + (n * d.oc + o0) * plane, plane, xp, d, o0, o1);
+    }
+  }
+  for (int64_t b0 = o0; fill && b0 < o1; b0 += kBlock) {
+    const int64_t b1 = std::min(b0 + kBlock, o1), channel = d.n * plane;
+    block.resize(static_cast<size_t>(kBlock * channel));
+    for (int64_t o = b0; o < b1; ++o) (*fill)(block.data() + (o - b0) * channel, plane, o);
+    for (int64_t n = 0; n < d.n; ++n) {
+      pad_plane(xp, in + n * d.h * d.w, d);
+      param_grads_sample(acc + (b0 - o0) * kSlots * kLanes, block.data() + n * plane, channel, xp,
+                         d, b0, b1);
+    }
   }
   for (int64_t o = o0; o < o1; ++o) {
     const float* a = acc + (o - o0) * kSlots * kLanes;
@@ -413,7 +429,7 @@ void conv2d_col2im_s1_avx512(float*, const float*, const Conv2dDims&) {}
 void conv2d_direct_forward(float*, const float*, const float*, const float*, const Conv2dDims&,
                            int64_t, int64_t) {}
 void conv2d_direct_param_grads(float*, float*, const float*, const float*, const Conv2dDims&,
-                               int64_t, int64_t) {}
+                               int64_t, int64_t, const Conv2dBackwardFusion::ChannelFill*) {}
 void conv2d_copy_rows_avx512(float*, int64_t, const float*, int64_t, int64_t, int64_t) {}
 float conv2d_sum_avx512(const float*, int64_t, int64_t, int64_t) { return 0; }
 void conv2d_s1_product_avx512(float*, int64_t, const float*, int64_t, int64_t, const float*,

@@ -325,6 +325,22 @@ void conv2d_backward_fused(float* d_in, float* d_weight, float* d_bias, const fl
                            const Conv2dBackwardFusion& fusion) {
   conv2d_check_dims(d, "conv2d_backward");
   if (d.n == 0) return;
+  if (fusion.fill_channel && !fusion.fill) {
+    if (!d_in && conv2d_direct_ok(d)) {
+      parallel_for(d.oc, [&](int64_t begin, int64_t end) {
+        conv2d_direct_param_grads(d_weight, d_bias, nullptr, in, d, begin, end,
+                                  &fusion.fill_channel);
+      });
+      return;
+    }
+    SN_CHECK(fusion.room != nullptr, "conv2d_backward_fused: fill_channel needs room for d_out");
+    const int64_t plane = d.oh * d.ow;
+    parallel_for(d.oc, [&](int64_t begin, int64_t end) {
+      for (int64_t o = begin; o < end; ++o)
+        fusion.fill_channel(fusion.room + o * plane, d.oc * plane, o);
+    });
+    d_out = fusion.room;
+  }
   // conv2d_backward's choice, the sparse sums first, where d_out is whole to count its zeros.
   const bool sparse = !fusion.fill && (d_in || d_weight || d_bias) &&
                       conv2d_sparse_backward(d_in, d_weight, d_bias, d_out, in, weight, d);

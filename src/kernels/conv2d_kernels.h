@@ -106,8 +106,11 @@ void conv2d_direct_forward(float* out, const float* in, const float* weight, con
                            const Conv2dDims& d, int64_t n0, int64_t n1);
 
 // Output channels [o0, o1) of the parameter gradients, summed over the whole batch in order:
-// d_weight (OC, 1, 3, 3) and d_bias (OC) are added into; either may be null.
+// d_weight (OC, 1, 3, 3) and d_bias (OC) are added into; either may be null. With fill, d_out
+// is not read: each output channel's gradient comes from (*fill)(dst, OH * OW, o), a few
+// channels at a time (the same values, so the same bits).
 void conv2d_direct_param_grads(float* d_weight, float* d_bias, const float* d_out, const float* in,
-                               const Conv2dDims& d, int64_t o0, int64_t o1);
+                               const Conv2dDims& d, int64_t o0, int64_t o1,
+                               const Conv2dBackwardFusion::ChannelFill* fill = nullptr);
 
 }  // namespace scratchnet

@@ -48,7 +48,7 @@ void batch_norm_backward_train(T* d_in, T* d_gamma, T* d_beta, const T* d_out, c
   parallel_for(c, parallel_grain(n * spatial), [&](int64_t c0, int64_t c1) {
     for (int64_t ch = c0; ch < c1; ++ch) {
       const int64_t offset = ch * spatial;
-      backward_train_channel(d_in + offset, d_gamma ? d_gamma + ch : nullptr,
+      backward_train_channel(d_in + offset, stride, d_gamma ? d_gamma + ch : nullptr,
                              d_beta ? d_beta + ch : nullptr, d_out + offset, stride, in + offset,
                              stride, mean[ch], invstd[ch], gamma[ch], n, spatial);
     }
@@ -224,6 +224,22 @@ void BatchNorm::backward(Tensor& d_in, const Tensor& d_out, const Tensor& in,
                              in.data(), running_mean_.data(), running_var_.data(),
                              weight_.value.data(), n, c, spatial, options_.eps);
   }
+}
+
+BatchNorm::ChannelBackward BatchNorm::backward_by_channel(const Tensor& d_out, const Tensor& in) {
+  SN_CHECK(uses_batch_statistics(), "{}: backward_by_channel needs a training forward first",
+           kind());
+  const Shape& shape = in.shape();
+  check_shape(d_out, output_shape(shape), (kind() + ": gradient of the output").c_str());
+  const int64_t n = shape[0], stride = shape[1] * spatial_size(shape),
+                spatial = spatial_size(shape);
+  return [this, n, stride, spatial, dy = d_out.data(), x = in.data()](
+             float* dst, int64_t dst_stride, int64_t ch) {
+    const int64_t offset = ch * spatial;
+    backward_train_channel(dst, dst_stride, weight_.grad.data() + ch, bias_.grad.data() + ch,
+                           dy + offset, stride, x + offset, stride, mean_[ch], invstd_[ch],
+                           weight_.value[ch], n, spatial);
+  };
 }
 
 std::string BatchNorm::describe() const {

@@ -82,8 +82,8 @@ void backward_channels(T* d_in, T* d_gamma, T* d_beta, T* grads, const T* d_out,
           d_gamma ? d_gamma + ch : nullptr, d_beta ? d_beta + ch : nullptr, d_norm.data(), spatial,
           in + offset, stride, mean[ch], invstd[ch], gamma[ch], d.n, spatial);
       if (d_in) {
-        backward_rows(d_in + offset, d_norm.data(), spatial, in + offset, stride, mean[ch], g, d.n,
-                      spatial);
+        backward_rows(d_in + offset, stride, d_norm.data(), spatial, in + offset, stride, mean[ch],
+                      g, d.n, spatial);
       } else {
         grads[3 * ch] = g.k;
         grads[3 * ch + 1] = g.a;
@@ -124,8 +124,8 @@ void batch_norm_relu_pool_backward_sample(T* d_in, int64_t i, const T* grads, co
   for (int64_t ch = 0; ch < d.c; ++ch) {
     normed_grad(d_norm.data(), d_pool.data(), d_out, out, argmax, ch, i, i + 1, d);
     const ChannelGrad<T> g{grads[3 * ch], grads[3 * ch + 1], grads[3 * ch + 2]};
-    backward_rows(d_in + ch * spatial, d_norm.data(), spatial, in + sample + ch * spatial, spatial,
-                  mean[ch], g, 1, spatial);
+    backward_rows(d_in + ch * spatial, spatial, d_norm.data(), spatial, in + sample + ch * spatial,
+                  spatial, mean[ch], g, 1, spatial);
   }
 }
 

@@ -317,16 +317,16 @@ ChannelGrad<T> backward_coefficients(T* d_gamma, T* d_beta, const T* d_out, int6
           static_cast<T>(sum_dy_xc * is * is / count)};
 }
 
-// The second half: d_in's n rows (at d_in + i * stride) = k * (d_out - a - (x - mean) * b).
+// The second half: d_in's n rows (at d_in + i * d_in_stride) = k * (d_out - a - (x - mean) * b).
 template <typename T>
-void backward_rows(T* d_in, const T* d_out, int64_t d_stride, const T* in, int64_t stride, T mean,
-                   const ChannelGrad<T>& g, int64_t n, int64_t spatial) {
+void backward_rows(T* d_in, int64_t d_in_stride, const T* d_out, int64_t d_stride, const T* in,
+                   int64_t stride, T mean, const ChannelGrad<T>& g, int64_t n, int64_t spatial) {
 #if defined(__x86_64__) || defined(_M_X64)
   if constexpr (std::is_same_v<T, float>) {
     if (vector_path() == VectorPath::kAvx512) {
       for (int64_t i = 0; i < n; ++i)
-        backward_row_avx512(d_in + i * stride, d_out + i * d_stride, in + i * stride, g.k, g.a, g.b,
-                            mean, spatial);
+        backward_row_avx512(d_in + i * d_in_stride, d_out + i * d_stride, in + i * stride, g.k, g.a,
+                            g.b, mean, spatial);
       return;
     }
   }
@@ -334,19 +334,19 @@ void backward_rows(T* d_in, const T* d_out, int64_t d_stride, const T* in, int64
   for (int64_t i = 0; i < n; ++i) {
     const T* dy = d_out + i * d_stride;
     const T* x = in + i * stride;
-    T* dx = d_in + i * stride;
+    T* dx = d_in + i * d_in_stride;
     for (int64_t s = 0; s < spatial; ++s) dx[s] = g.k * ((dy[s] - g.a) - (x[s] - mean) * g.b);
   }
 }
 
-// The training backward of one channel: both halves, d_in's rows at d_in + i * stride.
+// The training backward of one channel: both halves, d_in's rows at d_in + i * d_in_stride.
 template <typename T>
-void backward_train_channel(T* d_in, T* d_gamma, T* d_beta, const T* d_out, int64_t d_stride,
-                            const T* in, int64_t stride, T mean, T invstd, T gamma, int64_t n,
-                            int64_t spatial) {
+void backward_train_channel(T* d_in, int64_t d_in_stride, T* d_gamma, T* d_beta, const T* d_out,
+                            int64_t d_stride, const T* in, int64_t stride, T mean, T invstd,
+                            T gamma, int64_t n, int64_t spatial) {
   const ChannelGrad<T> g = backward_coefficients(d_gamma, d_beta, d_out, d_stride, in, stride, mean,
                                                  invstd, gamma, n, spatial);
-  backward_rows(d_in, d_out, d_stride, in, stride, mean, g, n, spatial);
+  backward_rows(d_in, d_in_stride, d_out, d_stride, in, stride, mean, g, n, spatial);
 }
 
 }  // namespace scratchnet::batch_norm_sums

@@ -82,53 +82,6 @@ __attribute__((target("avx512f"))) void max_pool_2x2_plane(float* dst, int32_t* 
   }
 }
 
-// Its backward, 16 outputs at a time: each output's gradient goes to the one of its four
-// inputs that argmax names (0 + g, as the scalar loop adds it to the zeroed plane; zeros
-// elsewhere), the two columns of a window interleaved into a row's 32; the rows and columns
-// no window covers are zeroed. False, for the scalar loop to write the plane again, when an
-// argmax is not in its window (the forward never writes one).
-__attribute__((target("avx512f"))) bool max_pool_2x2_backward_plane(float* d_in, const float* d_out,
-                                                                    const int32_t* argmax,
-                                                                    const Pool2dDims& d) {
-  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-  const __m512i pair_lo =  // e0 o0 e1 o1 .. e7 o7 of (e, o), then the same from lane 8
-      _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-  const __m512i pair_hi = _mm512_add_epi32(pair_lo, _mm512_set1_epi32(8));
-  const __m512 zero = _mm512_setzero_ps();
-  const int64_t covered = 2 * d.ow;  // columns in windows
-  for (int64_t oy = 0; oy < d.oh; ++oy) {
-    for (int64_t ox = 0; ox < d.ow; ox += 16) {
-      const int64_t n = std::min<int64_t>(16, d.ow - ox), cols = 2 * n;
-      const __mmask16 in_mask = static_cast<__mmask16>(n >= 16 ? 0xFFFF : (1u << n) - 1u);
-      const __mmask16 lo = static_cast<__mmask16>(cols >= 16 ? 0xFFFF : (1u << cols) - 1u);
-      const __mmask16 hi = static_cast<__mmask16>(cols <= 16 ? 0 : (1u << (cols - 16)) - 1u);
-      const int64_t o = oy * d.ow + ox;
-      const __m512 g = _mm512_maskz_loadu_ps(in_mask, d_out + o);
-      const __m512i at = _mm512_maskz_loadu_epi32(in_mask, argmax + o);
-      __mmask16 found = 0;
-      for (int64_t dy = 0; dy < 2; ++dy) {
-        const int64_t y = 2 * oy + dy;
-        const __m512i left =
-            _mm512_add_epi32(_mm512_set1_epi32(static_cast<int32_t>(y * d.w + 2 * ox)), even);
-        const __mmask16 e = _mm512_cmpeq_epi32_mask(at, left);
-        const __mmask16 f =
-            _mm512_cmpeq_epi32_mask(at, _mm512_add_epi32(left, _mm512_set1_epi32(1)));
-        found |= e | f;
-        const __m512 ve = _mm512_add_ps(zero, _mm512_maskz_mov_ps(e, g));
-        const __m512 vo = _mm512_add_ps(zero, _mm512_maskz_mov_ps(f, g));
-        float* row = d_in + y * d.w + 2 * ox;
-        _mm512_mask_storeu_ps(row, lo, _mm512_permutex2var_ps(ve, pair_lo, vo));
-        _mm512_mask_storeu_ps(row + 16, hi, _mm512_permutex2var_ps(ve, pair_hi, vo));
-      }
-      if (found != in_mask) return false;
-    }
-    for (int64_t dy = 0; dy < 2 && covered < d.w; ++dy)
-      std::fill(d_in + (2 * oy + dy) * d.w + covered, d_in + (2 * oy + dy + 1) * d.w, 0.0f);
-  }
-  std::fill(d_in + 2 * d.oh * d.w, d_in + d.h * d.w, 0.0f);
-  return true;
-}
-
 }  // namespace
 
 #endif
@@ -166,13 +119,6 @@ void max_pool2d_forward_plane(T* out, int32_t* argmax, const T* in, const Pool2d
 template <typename T>
 void max_pool2d_backward_plane(T* d_in, const T* d_out, const int32_t* argmax,
                                const Pool2dDims& d) {
-#if defined(__x86_64__) || defined(_M_X64)
-  if constexpr (std::is_same_v<T, float>) {
-    if (d.k == 2 && d.stride == 2 && d.padding == 0 && has_avx512() &&
-        max_pool_2x2_backward_plane(d_in, d_out, argmax, d))
-      return;
-  }
-#endif
   std::fill(d_in, d_in + d.h * d.w, T(0));
   for (int64_t o = 0; o < d.oh * d.ow; ++o) d_in[argmax[o]] += d_out[o];
 }

@@ -134,6 +134,14 @@ class BatchNorm : public Layer {
   using SampleGrad = std::function<void(float* d_in, int64_t i)>;
   SampleGrad backward_relu_pool_params(const Tensor& d_out, const MaxPool2d& pool, const Tensor& in,
                                        const Tensor& out);
+  // backward in training by channel, for the convolution before it
+  // (Conv2dBackwardFusion::fill_channel): the function returned adds channel ch's d_gamma and
+  // d_beta and writes its d_in rows (N, H, W), row i at dst + i * stride (what backward writes
+  // there); it must be called once per channel, and reads d_out and in: they must outlive it.
+  // Only after a forward that used the batch statistics (uses_batch_statistics()).
+  using ChannelBackward = std::function<void(float* dst, int64_t stride, int64_t ch)>;
+  ChannelBackward backward_by_channel(const Tensor& d_out, const Tensor& in);
+  bool uses_batch_statistics() const { return has_forward_ && last_mode_ == Mode::kTrain; }
   // The output train_relu_pool did not write, from its batch statistics (nothing updated):
   // for a backward that stops between the three layers and needs them one by one.
   void unpooled_output(Tensor& out, const Tensor& in) const;

@@ -109,11 +109,17 @@ void conv2d_backward(float* d_in, float* d_weight, float* d_bias, const float* d
 //     `room` (N, OC, OH, OW) first, samples over threads. fill may run on several threads at
 //     once, for different samples. (Without the whole gradient to count its zeros, the sparse
 //     backward is not tried where the Winograd one runs.)
+//   fill_channel(dst, stride, o), when given (and fill not), writes output channel o's d_out
+//     rows (N of OH x OW), row i at dst + i * stride, once per channel; d_out is not read. The
+//     one-input-channel direct kernels (the parameter gradients alone, d_in null) take it a few
+//     channels at a time; elsewhere it is made whole in `room` first, channels over threads.
 //   relu_in: the input came out of a ReLU, and d_in is the gradient at the ReLU's input: zero
 //     where in <= 0 (relu_backward's values), in the Winograd backward per sample as it is
 //     written.
 struct Conv2dBackwardFusion {
+  using ChannelFill = std::function<void(float* dst, int64_t stride, int64_t channel)>;
   std::function<void(float* dst, int64_t sample)> fill;
+  ChannelFill fill_channel;
   float* room = nullptr;
   bool relu_in = false;
 };
