@@ -283,13 +283,11 @@ void conv2d_forward(float* out, const float* in, const float* weight, const floa
   }
 }
 
-void conv2d_backward(float* d_in, float* d_weight, float* d_bias, const float* d_out,
-                     const float* in, const float* weight, const Conv2dDims& d) {
-  conv2d_check_dims(d, "conv2d_backward");
-  if (d.n == 0) return;
-  if ((d_in || d_weight || d_bias) &&
-      conv2d_sparse_backward(d_in, d_weight, d_bias, d_out, in, weight, d))
-    return;
+namespace {
+
+// conv2d_backward past its sparse path.
+void dense_backward(float* d_in, float* d_weight, float* d_bias, const float* d_out,
+                    const float* in, const float* weight, const Conv2dDims& d) {
   if (!conv2d_direct_ok(d) && conv2d_winograd_backward_ok(d)) {
     conv2d_winograd_backward(d_in, d_weight, d_bias, d_out, in, weight, d);
     return;
@@ -318,6 +316,18 @@ void conv2d_backward(float* d_in, float* d_weight, float* d_bias, const float* d
       weight_gradient_gemm(d_weight, d_out, in, d);
   }
   if (d_bias) bias_gradient(d_bias, d_out, d);
+}
+
+}  // namespace
+
+void conv2d_backward(float* d_in, float* d_weight, float* d_bias, const float* d_out,
+                     const float* in, const float* weight, const Conv2dDims& d) {
+  conv2d_check_dims(d, "conv2d_backward");
+  if (d.n == 0) return;
+  if ((d_in || d_weight || d_bias) &&
+      conv2d_sparse_backward(d_in, d_weight, d_bias, d_out, in, weight, d))
+    return;
+  dense_backward(d_in, d_weight, d_bias, d_out, in, weight, d);
 }
 
 void conv2d_backward_fused(float* d_in, float* d_weight, float* d_bias, const float* d_out,
@@ -354,9 +364,10 @@ void conv2d_backward_fused(float* d_in, float* d_weight, float* d_bias, const fl
     parallel_for(d.n, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) fusion.fill(fusion.room + i * out_size, i);
     });
-    d_out = fusion.room;
+    conv2d_backward(d_in, d_weight, d_bias, fusion.room, in, weight, d);  // its sparse path too
+  } else if (!sparse) {
+    dense_backward(d_in, d_weight, d_bias, d_out, in, weight, d);
   }
-  if (!sparse) conv2d_backward(d_in, d_weight, d_bias, d_out, in, weight, d);
   if (fusion.relu_in && d_in)
     parallel_for(d.n * d.c * d.h * d.w, parallel_grain(1), [&](int64_t begin, int64_t end) {
       relu_backward(d_in + begin, d_in + begin, in + begin, end - begin);
