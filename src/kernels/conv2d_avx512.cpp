@@ -352,9 +352,10 @@ void conv2d_direct_param_grads(float* d_weight, float* d_bias, const float* d_ou
       param_grads_sample(acc, d_out + (n * d.oc + o0) * plane, plane, xp, d, o0, o1);
     }
   }
+  const int64_t channel = d.n * plane;
+  if (fill) block.resize(static_cast<size_t>(kBlock * channel));
   for (int64_t b0 = o0; fill && b0 < o1; b0 += kBlock) {
-    const int64_t b1 = std::min(b0 + kBlock, o1), channel = d.n * plane;
-    block.resize(static_cast<size_t>(kBlock * channel));
+    const int64_t b1 = std::min(b0 + kBlock, o1);
     for (int64_t o = b0; o < b1; ++o) (*fill)(block.data() + (o - b0) * channel, plane, o);
     for (int64_t n = 0; n < d.n; ++n) {
       pad_plane(xp, in + n * d.h * d.w, d);

@@ -38,7 +38,6 @@
 
 #include "conv2d_kernels.h"
 #include "scratch.h"
-#include "scratchnet/check.h"
 #include "scratchnet/kernels/gemm.h"
 #include "scratchnet/parallel.h"
 
@@ -607,8 +606,6 @@ bool conv2d_winograd_backward_ok(const Conv2dDims& d) {
 void conv2d_winograd_backward(float* d_in, float* d_weight, float* d_bias, const float* d_out,
                               const float* in, const float* weight, const Conv2dDims& d,
                               const Conv2dBackwardFusion* fusion) {
-  SN_CHECK(!(fusion && fusion->fill) || conv2d_winograd_backward_ok(d),
-           "conv2d_winograd_backward: fill needs the F(4x4, 3x3) backward");
   backward(d_in, d_weight, d_bias, d_out, in, weight, d, fusion);
 }
 
