@@ -76,9 +76,11 @@ inline __mmask16 run_mask(int64_t x0, int64_t off, int64_t w, int64_t ow) {
   return static_cast<__mmask16>(upto & ~((1u << lo) - 1u));
 }
 
+// Output channels [o0, o1) of one sample from its padded plane xp.
 __attribute__((target("avx512f"))) void forward_sample(float* out, const float* xp,
                                                        const float* weight, const float* bias,
-                                                       const Conv2dDims& d) {
+                                                       const Conv2dDims& d, int64_t o0,
+                                                       int64_t o1) {
   const int64_t wp = d.w + 2 * d.padding, plane = d.oh * d.ow;
   for (int64_t y = 0; y < d.oh; ++y)
     for (int64_t x = 0; x < d.ow; x += kLanes) {
@@ -88,7 +90,7 @@ __attribute__((target("avx512f"))) void forward_sample(float* out, const float* 
         for (int j = 0; j < kK; ++j)
           v[i * kK + j] = _mm512_maskz_loadu_ps(m, xp + (y + i) * wp + x + j);
       float* dst = out + y * d.ow + x;
-      for (int64_t oc = 0; oc < d.oc; ++oc) {
+      for (int64_t oc = o0; oc < o1; ++oc) {
         const float* w = weight + oc * kTaps;
         __m512 acc = _mm512_set1_ps(bias ? bias[oc] : 0.0f);
         for (int t = 0; t < kTaps; ++t) acc = _mm512_fmadd_ps(_mm512_set1_ps(w[t]), v[t], acc);
@@ -327,12 +329,12 @@ __attribute__((target("avx512f"))) void conv2d_col2im_s1_avx512(float* dx, const
 }
 
 void conv2d_direct_forward(float* out, const float* in, const float* weight, const float* bias,
-                           const Conv2dDims& d, int64_t n0, int64_t n1) {
+                           const Conv2dDims& d, int64_t n0, int64_t n1, int64_t o0, int64_t o1) {
   const int64_t hp = d.h + 2 * d.padding, wp = d.w + 2 * d.padding;
   float* xp = plane_buffer(hp * wp);  // (HP, WP)
   for (int64_t n = n0; n < n1; ++n) {
     pad_plane(xp, in + n * d.h * d.w, d);
-    forward_sample(out + n * d.oc * d.oh * d.ow, xp, weight, bias, d);
+    forward_sample(out + n * d.oc * d.oh * d.ow, xp, weight, bias, d, o0, o1);
   }
 }
 
@@ -428,7 +430,7 @@ bool conv2d_direct_ok(const Conv2dDims&) { return false; }
 void conv2d_im2col_s1_avx512(float*, int64_t, const float*, const Conv2dDims&) {}
 void conv2d_col2im_s1_avx512(float*, const float*, const Conv2dDims&) {}
 void conv2d_direct_forward(float*, const float*, const float*, const float*, const Conv2dDims&,
-                           int64_t, int64_t) {}
+                           int64_t, int64_t, int64_t, int64_t) {}
 void conv2d_direct_param_grads(float*, float*, const float*, const float*, const Conv2dDims&,
                                int64_t, int64_t, const Conv2dBackwardFusion::ChannelFill*) {}
 void conv2d_copy_rows_avx512(float*, int64_t, const float*, int64_t, int64_t, int64_t) {}

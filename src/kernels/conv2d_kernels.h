@@ -73,6 +73,15 @@ void conv2d_winograd_forward(float* out, const float* in, const float* weight, c
                              const Conv2dDims& d, const Conv2dEpilogue* e = nullptr);
 void conv2d_winograd_input_grad(float* d_in, const float* d_out, const float* weight,
                                 const Conv2dDims& d);
+
+// Winograd F(4x4, 3x3) for the batches too small for conv2d_winograd_ok (one image at a time)
+// (conv2d_winograd_small.cpp): 3x3 kernels with stride 1, at least 8 input channels, output
+// channels a multiple of 16, outputs of at least 4x4, at most 2^18 transformed filter values
+// (36 C OC) and AVX-512. Contract of conv2d_winograd_forward.
+bool conv2d_winograd_small_ok(const Conv2dDims& d);
+void conv2d_winograd_small_forward(float* out, const float* in, const float* weight,
+                                   const float* bias, const Conv2dDims& d,
+                                   const Conv2dEpilogue* e = nullptr);
 void conv2d_winograd_weight_grad(float* d_weight, const float* d_out, const float* in,
                                  const Conv2dDims& d);
 // The whole backward pass where the weight gradient runs F(4x4, 3x3) on tiles (both
@@ -101,9 +110,10 @@ bool conv2d_sparse_backward(float* d_in, float* d_weight, float* d_bias, const f
 // for gemm to run near its peak.
 bool conv2d_direct_ok(const Conv2dDims& d);
 
-// Samples [n0, n1) of conv2d_forward: out (N, OC, OH, OW) from in (N, 1, H, W).
+// Samples [n0, n1) of conv2d_forward, their output channels [o0, o1): out (N, OC, OH, OW)
+// from in (N, 1, H, W).
 void conv2d_direct_forward(float* out, const float* in, const float* weight, const float* bias,
-                           const Conv2dDims& d, int64_t n0, int64_t n1);
+                           const Conv2dDims& d, int64_t n0, int64_t n1, int64_t o0, int64_t o1);
 
 // Output channels [o0, o1) of the parameter gradients, summed over the whole batch in order:
 // d_weight (OC, 1, 3, 3) and d_bias (OC) are added into; either may be null. With fill, d_out

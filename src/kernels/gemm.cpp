@@ -28,6 +28,9 @@ using gemm_detail::Isa;
 
 // Products below this many flops run on the calling thread: waking a worker costs more.
 constexpr int64_t kMinParallelFlops = int64_t{1} << 21;
+// Except on the dot path from this many floats of b on: there the time goes to reading b (a
+// Linear's weights for a few samples), which two cores' caches and ports share.
+constexpr int64_t kMinParallelDotFloats = int64_t{1} << 16;
 constexpr int64_t kColUnit = 16;  // columns of c per unit of the split over threads
 
 // ---- instruction sets -------------------------------------------------------------------
@@ -250,7 +253,9 @@ void gemm_parallel(const GemmArgs& g) {
   if (g.k == 0) return scale_c(g);
   const Plan plan = make_plan(g);
   const int64_t threads = num_threads();
-  if (threads == 1 || 2 * g.m * g.n * g.k < kMinParallelFlops) {
+  const bool small =
+      plan.dot ? g.n * g.k < kMinParallelDotFloats : 2 * g.m * g.n * g.k < kMinParallelFlops;
+  if (threads == 1 || small) {
     run_range(g, plan, 0, g.m, 0, g.n);
     return;
   }

@@ -205,11 +205,13 @@ TEST_P(GemmIsa, BitIdenticalForAnyThreadCount) {
     bool ta, tb;
   };
   // Conv- and Linear-like shapes split over rows, b packed or read in place and split over
-  // columns, the dot path (m <= 8 with trans_b), and several K blocks.
-  const Shape shapes[] = {
-      {64, 121, 288, false, false}, {32, 676, 9, false, false},   {1000, 40, 160, false, true},
-      {16, 700, 300, false, true},  {8, 300, 500, false, false},  {4, 600, 500, false, true},
-      {1, 3000, 700, false, true},  {130, 50, 1600, true, false}, {77, 129, 450, true, true}};
+  // columns, the dot path (m <= 8 with trans_b; `basic`'s Linear for one image split for the
+  // size of its b alone), and several K blocks.
+  const Shape shapes[] = {{64, 121, 288, false, false}, {32, 676, 9, false, false},
+                          {1000, 40, 160, false, true}, {16, 700, 300, false, true},
+                          {8, 300, 500, false, false},  {4, 600, 500, false, true},
+                          {1, 3000, 700, false, true},  {1, 128, 1600, false, true},
+                          {130, 50, 1600, true, false}, {77, 129, 450, true, true}};
   const int saved = num_threads();
   uint64_t seed = 300;
   for (const Shape& s : shapes) {

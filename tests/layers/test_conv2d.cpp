@@ -390,6 +390,17 @@ std::vector<Case> fast_cases() {
       // F(4x4, 3x3) (16 columns or more): rows of more than 16 tiles, and of exactly 4.
       {3, 8, 6, 70, 8, 3, 1, 1, true},
       {4, 8, 18, 16, 9, 3, 1, 1, false},
+      // Too few tiles for those (batches of one image): F(4x4, 3x3) one sample at a time, with
+      // output channels a multiple of 16: `basic`'s and `bn`'s second convolutions, channels
+      // not a multiple of 16, 48 outputs (a block of 32 and one of 16), odd sizes and each
+      // padding, outputs of exactly 4x4; and 8 outputs, which the direct sums take.
+      {1, 32, 13, 13, 64, 3, 1, 0, true},
+      {1, 32, 28, 28, 64, 3, 1, 1, false},
+      {2, 9, 7, 9, 32, 3, 1, 2, true},
+      {1, 17, 12, 11, 48, 3, 1, 1, true},
+      {1, 8, 6, 6, 16, 3, 1, 0, false},
+      {2, 24, 9, 14, 16, 3, 1, 0, true},
+      {1, 8, 10, 10, 8, 3, 1, 1, true},
   };
   cases.insert(cases.end(), std::begin(fixed), std::end(fixed));
   Rng rng(2024);
@@ -499,6 +510,7 @@ TEST(Conv2d, FastKernelsGiveIdenticalBitsForAnyThreadCount) {
       {37, 4, 8, 8, 8, 3, 1, 1, true},    {11, 8, 4, 24, 8, 3, 1, 1, true},
       {1, 8, 34, 34, 8, 3, 1, 1, true},   {8, 8, 13, 13, 8, 3, 1, 0, true},
       {24, 8, 13, 13, 8, 3, 1, 0, true},  {30, 8, 24, 24, 8, 3, 1, 1, true},
+      {1, 32, 13, 13, 64, 3, 1, 0, true}, {3, 8, 9, 9, 48, 3, 1, 1, true},
   };
   for (const Case& t : cases) {
     SCOPED_TRACE(name_of(t));
@@ -522,6 +534,38 @@ TEST(Conv2d, FastKernelsGiveIdenticalBitsForAnyThreadCount) {
     ASSERT_EQ(one.size(), two.size());
     EXPECT_EQ(std::memcmp(one.data(), two.data(), one.size() * sizeof(float)), 0);
     EXPECT_EQ(std::memcmp(one.data(), three.data(), one.size() * sizeof(float)), 0);
+  }
+}
+
+// The forward for one image keeps its filters transformed between calls: changing one weight
+// in place, or calling with more weight tensors in turn than it keeps, still gives each call
+// the results of its own weights.
+TEST(Conv2d, FastForwardOfOneImageFollowsEveryChangeOfTheWeights) {
+  const Case t{1, 32, 13, 13, 64, 3, 1, 0, true};
+  const Conv2dDims d = dims_of(t);
+  std::vector<FastCase> cases;
+  for (uint64_t seed = 300; seed < 300 + 6 * 4; seed += 4) cases.push_back(make_fast_case(t, seed));
+  std::vector<float> out(cases[0].out.size());
+  for (int round = 0; round < 2; ++round)
+    for (const FastCase& f : cases) {
+      conv2d_forward(out.data(), f.in.data(), f.w.data(), f.b.data(), d);
+      expect_close("out", out, f.out, f.out_m);
+    }
+  FastCase f = cases[0];
+  for (size_t i : {size_t{0}, f.w.size() / 2, f.w.size() - 1}) {
+    SCOPED_TRACE(i);
+    conv2d_forward(out.data(), f.in.data(), f.w.data(), f.b.data(), d);
+    f.w[i] = -3.0f * f.w[i] + 0.5f;  // in place: the same pointer
+    const FastCase want = [&] {
+      FastCase g = f;
+      std::vector<double> in = to_double(f.in), w = to_double(f.w), b = to_double(f.b);
+      const std::vector<double> b_m = abs_of(b);
+      g.out = direct_forward(in, w, &b, d);
+      g.out_m = direct_forward(abs_of(in), abs_of(w), &b_m, d);
+      return g;
+    }();
+    conv2d_forward(out.data(), f.in.data(), f.w.data(), f.b.data(), d);
+    expect_close("out", out, want.out, want.out_m);
   }
 }
 
@@ -605,12 +649,14 @@ FusedCase fused_case(const Case& t, bool with_bn, bool pool) {
 }
 
 // Conv2d, BatchNorm2d, ReLU and MaxPool2d(2) in one pass give the layers' values one by one,
-// bit for bit: Winograd shapes, even and odd (the pool drops the last row and column), with
-// and without BatchNorm and the pool; other shapes have no fused path.
+// bit for bit: Winograd shapes, even and odd (the pool drops the last row and column), batches
+// of many tiles and of few (one image at a time), with and without BatchNorm and the pool;
+// other shapes have no fused path.
 TEST(Conv2d, EvalFusedEqualsConvBatchNormReluPool) {
   for (const Case& t :
        {Case{9, 8, 12, 12, 8, 3, 1, 1, true}, Case{3, 8, 23, 23, 10, 3, 1, 1, false},
-        Case{2, 16, 26, 28, 8, 3, 1, 0, true}, Case{3, 8, 9, 37, 8, 3, 1, 1, true}})
+        Case{2, 16, 26, 28, 8, 3, 1, 0, true}, Case{3, 8, 9, 37, 8, 3, 1, 1, true},
+        Case{1, 32, 13, 13, 64, 3, 1, 0, true}, Case{2, 9, 15, 14, 48, 3, 1, 1, false}})
     for (bool with_bn : {true, false})
       for (bool pool : {true, false}) {
         SCOPED_TRACE(name_of(t) + (with_bn ? " batchnorm" : "") + (pool ? " pool" : ""));
