@@ -24,10 +24,12 @@
 #include <vector>
 
 #include "conv2d_kernels.h"
+#include "scratchnet/parallel.h"
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 
+#include "epilogue_avx512.h"
 #include "transpose_avx512.h"
 
 namespace scratchnet {
@@ -76,11 +78,12 @@ inline __mmask16 run_mask(int64_t x0, int64_t off, int64_t w, int64_t ow) {
   return static_cast<__mmask16>(upto & ~((1u << lo) - 1u));
 }
 
-// Output channels [o0, o1) of one sample from its padded plane xp.
+// Output channels [o0, o1) of one sample from its padded plane xp, then e's epilogue (when
+// given, without a pool).
 __attribute__((target("avx512f"))) void forward_sample(float* out, const float* xp,
                                                        const float* weight, const float* bias,
-                                                       const Conv2dDims& d, int64_t o0,
-                                                       int64_t o1) {
+                                                       const Conv2dEpilogue* e, const Conv2dDims& d,
+                                                       int64_t o0, int64_t o1) {
   const int64_t wp = d.w + 2 * d.padding, plane = d.oh * d.ow;
   for (int64_t y = 0; y < d.oh; ++y)
     for (int64_t x = 0; x < d.ow; x += kLanes) {
@@ -94,7 +97,48 @@ __attribute__((target("avx512f"))) void forward_sample(float* out, const float* 
         const float* w = weight + oc * kTaps;
         __m512 acc = _mm512_set1_ps(bias ? bias[oc] : 0.0f);
         for (int t = 0; t < kTaps; ++t) acc = _mm512_fmadd_ps(_mm512_set1_ps(w[t]), v[t], acc);
+        if (e) acc = simd::epilogue(acc, simd::channel_epilogue(bias, e, oc));
         _mm512_mask_storeu_ps(dst + oc * plane, m, acc);
+      }
+    }
+}
+
+// forward_sample with e's pool: each pair of output rows 32 columns at a time (the vectors of
+// forward_sample, each through the epilogue), their 2x2 windows into 16 pooled columns.
+__attribute__((target("avx512f"))) void forward_sample_pooled(
+    float* out, const float* xp, const float* weight, const float* bias, const Conv2dEpilogue* e,
+    const Conv2dDims& d, int64_t o0, int64_t o1) {
+  const int64_t wp = d.w + 2 * d.padding, ph = d.oh / 2, pw = d.ow / 2;
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+  for (int64_t py = 0; py < ph; ++py)
+    for (int64_t x = 0; x < 2 * pw; x += 2 * kLanes) {
+      const int64_t cols = std::min<int64_t>(2 * kLanes, 2 * pw - x);
+      const __mmask16 m[2] = {tail_mask(cols), tail_mask(std::max<int64_t>(0, cols - kLanes))};
+      __m512 v[4][kK][2];  // input rows 2 py + r, shifted by j, columns x + 16 h ..
+      for (int r = 0; r < 4; ++r)
+        for (int j = 0; j < kK; ++j)
+          for (int h = 0; h < 2; ++h)
+            v[r][j][h] = _mm512_maskz_loadu_ps(m[h], xp + (2 * py + r) * wp + x + kLanes * h + j);
+      float* dst = out + py * pw + x / 2;
+      for (int64_t oc = o0; oc < o1; ++oc) {
+        const float* w = weight + oc * kTaps;
+        const simd::ChannelEpilogue ce = simd::channel_epilogue(bias, e, oc);
+        __m512 acc[2][2];  // output row 2 py + a, columns x + 16 h ..
+        for (int a = 0; a < 2; ++a)
+          for (int h = 0; h < 2; ++h) {
+            acc[a][h] = _mm512_set1_ps(bias ? bias[oc] : 0.0f);
+            for (int i = 0; i < kK; ++i)
+              for (int j = 0; j < kK; ++j)
+                acc[a][h] =
+                    _mm512_fmadd_ps(_mm512_set1_ps(w[i * kK + j]), v[a + i][j][h], acc[a][h]);
+            acc[a][h] = simd::epilogue(acc[a][h], ce);
+          }
+        const __m512 pooled = simd::max4(_mm512_permutex2var_ps(acc[0][0], even, acc[0][1]),
+                                         _mm512_permutex2var_ps(acc[0][0], odd, acc[0][1]),
+                                         _mm512_permutex2var_ps(acc[1][0], even, acc[1][1]),
+                                         _mm512_permutex2var_ps(acc[1][0], odd, acc[1][1]));
+        _mm512_mask_storeu_ps(dst + oc * ph * pw, tail_mask(cols / 2), pooled);
       }
     }
 }
@@ -329,13 +373,24 @@ __attribute__((target("avx512f"))) void conv2d_col2im_s1_avx512(float* dx, const
 }
 
 void conv2d_direct_forward(float* out, const float* in, const float* weight, const float* bias,
-                           const Conv2dDims& d, int64_t n0, int64_t n1, int64_t o0, int64_t o1) {
+                           const Conv2dDims& d, const Conv2dEpilogue* e) {
   const int64_t hp = d.h + 2 * d.padding, wp = d.w + 2 * d.padding;
-  float* xp = plane_buffer(hp * wp);  // (HP, WP)
-  for (int64_t n = n0; n < n1; ++n) {
-    pad_plane(xp, in + n * d.h * d.w, d);
-    forward_sample(out + n * d.oc * d.oh * d.ow, xp, weight, bias, d, o0, o1);
+  const bool pool = e && e->pool;
+  const int64_t out_size = d.oc * (pool ? (d.oh / 2) * (d.ow / 2) : d.oh * d.ow);
+  auto run = [&](int64_t n0, int64_t n1, int64_t o0, int64_t o1) {
+    float* xp = plane_buffer(hp * wp);  // (HP, WP)
+    for (int64_t n = n0; n < n1; ++n) {
+      pad_plane(xp, in + n * d.h * d.w, d);
+      (pool ? forward_sample_pooled : forward_sample)(out + n * out_size, xp, weight, bias, e, d,
+                                                      o0, o1);
+    }
+  };
+  if (d.n >= num_threads()) {
+    parallel_for(d.n, [&](int64_t n0, int64_t n1) { run(n0, n1, 0, d.oc); });
+    return;
   }
+  for (int64_t n = 0; n < d.n; ++n)
+    parallel_for(d.oc, [&](int64_t o0, int64_t o1) { run(n, n + 1, o0, o1); });
 }
 
 void conv2d_direct_param_grads(float* d_weight, float* d_bias, const float* d_out, const float* in,
@@ -430,7 +485,7 @@ bool conv2d_direct_ok(const Conv2dDims&) { return false; }
 void conv2d_im2col_s1_avx512(float*, int64_t, const float*, const Conv2dDims&) {}
 void conv2d_col2im_s1_avx512(float*, const float*, const Conv2dDims&) {}
 void conv2d_direct_forward(float*, const float*, const float*, const float*, const Conv2dDims&,
-                           int64_t, int64_t, int64_t, int64_t) {}
+                           const Conv2dEpilogue*) {}
 void conv2d_direct_param_grads(float*, float*, const float*, const float*, const Conv2dDims&,
                                int64_t, int64_t, const Conv2dBackwardFusion::ChannelFill*) {}
 void conv2d_copy_rows_avx512(float*, int64_t, const float*, int64_t, int64_t, int64_t) {}

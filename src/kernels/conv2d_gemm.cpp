@@ -264,26 +264,6 @@ bool s1_input_grad_pays(const Conv2dDims& d) {
   return conv2d_s1_ok(d) && d.padding <= d.k - 1 && d.c >= 8;
 }
 
-// The direct kernels over threads: samples, or for fewer samples than threads, each sample's
-// output channels in blocks of 8.
-void direct_forward(float* out, const float* in, const float* weight, const float* bias,
-                    const Conv2dDims& d) {
-  if (d.n >= num_threads()) {
-    parallel_for(d.n, [&](int64_t begin, int64_t end) {
-      conv2d_direct_forward(out, in, weight, bias, d, begin, end, 0, d.oc);
-    });
-    return;
-  }
-  constexpr int64_t kBlock = 8;
-  const int64_t blocks = (d.oc + kBlock - 1) / kBlock;
-  parallel_for(d.n * blocks, [&](int64_t begin, int64_t end) {
-    for (int64_t q = begin; q < end; ++q) {
-      const int64_t k = q / blocks, o0 = q % blocks * kBlock;
-      conv2d_direct_forward(out, in, weight, bias, d, k, k + 1, o0, std::min(d.oc, o0 + kBlock));
-    }
-  });
-}
-
 }  // namespace
 
 void conv2d_forward(float* out, const float* in, const float* weight, const float* bias,
@@ -291,7 +271,7 @@ void conv2d_forward(float* out, const float* in, const float* weight, const floa
   conv2d_check_dims(d, "conv2d_forward");
   if (d.n == 0) return;
   if (conv2d_direct_ok(d)) {
-    direct_forward(out, in, weight, bias, d);
+    conv2d_direct_forward(out, in, weight, bias, d);
   } else if (conv2d_winograd_ok(d)) {
     conv2d_winograd_forward(out, in, weight, bias, d);
   } else if (conv2d_winograd_small_ok(d)) {

@@ -110,10 +110,11 @@ bool conv2d_sparse_backward(float* d_in, float* d_weight, float* d_bias, const f
 // for gemm to run near its peak.
 bool conv2d_direct_ok(const Conv2dDims& d);
 
-// Samples [n0, n1) of conv2d_forward, their output channels [o0, o1): out (N, OC, OH, OW)
-// from in (N, 1, H, W).
+// conv2d_forward, or with e, conv2d_winograd_forward's contract (the epilogue applied, and
+// the output pooled with e->pool): out (N, OC, OH, OW) from in (N, 1, H, W). Samples over
+// threads, or for fewer samples than threads, each sample's output channels.
 void conv2d_direct_forward(float* out, const float* in, const float* weight, const float* bias,
-                           const Conv2dDims& d, int64_t n0, int64_t n1, int64_t o0, int64_t o1);
+                           const Conv2dDims& d, const Conv2dEpilogue* e = nullptr);
 
 // Output channels [o0, o1) of the parameter gradients, summed over the whole batch in order:
 // d_weight (OC, 1, 3, 3) and d_bias (OC) are added into; either may be null. With fill, d_out

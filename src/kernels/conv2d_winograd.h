@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "epilogue_avx512.h"
 #include "scratchnet/layers/conv2d.h"
 #include "transpose_avx512.h"
 
@@ -57,54 +58,10 @@ __attribute__((target("avx512f"))) inline __m512i interleave_index(int half) {
                           _mm512_set1_epi32(8 * half));
 }
 
-// Output channel o's bias and, with an epilogue, its BatchNorm (if any) in every lane.
-struct ChannelEpilogue {
-  const Conv2dEpilogue* e;  // or null: the bias alone
-  bool bn;                  // e has a BatchNorm
-  __m512 bias, center, scale, shift;
-};
-
-__attribute__((target("avx512f"))) inline ChannelEpilogue channel_epilogue(const float* bias,
-                                                                           const Conv2dEpilogue* e,
-                                                                           int64_t o) {
-  const bool bn = e && e->center;
-  return {e,
-          bn,
-          _mm512_set1_ps(bias ? bias[o] : 0.0f),
-          _mm512_set1_ps(bn ? e->center[o] : 0.0f),
-          _mm512_set1_ps(bn ? e->scale[o] : 0.0f),
-          _mm512_set1_ps(bn ? e->shift[o] : 0.0f)};
-}
-
-// y + bias, then with an epilogue: with BatchNorm (y - center) * scale + shift, then ReLU;
-// each step rounded as batch_norm_forward_eval and relu_forward do. The _round forms keep the
-// compiler from fusing the multiply and add (maskz ones: GCC 12 warns about the undefined
-// source of the others).
-__attribute__((target("avx512f"))) inline __m512 finish(__m512 y, const ChannelEpilogue& c) {
-  constexpr int kRound = _MM_FROUND_CUR_DIRECTION;
-  constexpr __mmask16 kAll = 0xFFFF;
-  y = _mm512_add_ps(y, c.bias);
-  if (!c.e) return y;
-  const __m512 v =
-      c.bn ? _mm512_maskz_add_round_ps(
-                 kAll, _mm512_maskz_mul_round_ps(kAll, _mm512_sub_ps(y, c.center), c.scale, kRound),
-                 c.shift, kRound)
-           : y;
-  const __m512 zero = _mm512_setzero_ps();
-  return _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, zero, _CMP_LT_OQ), zero);  // NaN stays
-}
-
-// The 2x2 window a, b (top row), c, d scanned as MaxPool2d does: a strictly greater value or
-// a NaN takes over.
-__attribute__((target("avx512f"))) inline __m512 max4(__m512 a, __m512 b, __m512 c, __m512 d) {
-  __m512 best = a;
-  for (const __m512 v : {b, c, d}) {
-    const __mmask16 take =
-        _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
-    best = _mm512_mask_mov_ps(best, take, v);
-  }
-  return best;
-}
+using simd::channel_epilogue;
+using simd::ChannelEpilogue;
+using simd::finish;
+using simd::max4;
 
 // F(4x4, 3x3)'s matrices (conv2d_winograd4.cpp) on vectors of 16 tiles.
 

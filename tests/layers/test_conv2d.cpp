@@ -650,13 +650,16 @@ FusedCase fused_case(const Case& t, bool with_bn, bool pool) {
 
 // Conv2d, BatchNorm2d, ReLU and MaxPool2d(2) in one pass give the layers' values one by one,
 // bit for bit: Winograd shapes, even and odd (the pool drops the last row and column), batches
-// of many tiles and of few (one image at a time), with and without BatchNorm and the pool;
-// other shapes have no fused path.
+// of many tiles and of few (one image at a time); the direct kernels' (one input channel: one
+// image, odd sizes, pooled rows of more than 32 columns); with and without BatchNorm and the
+// pool; other shapes have no fused path.
 TEST(Conv2d, EvalFusedEqualsConvBatchNormReluPool) {
   for (const Case& t :
        {Case{9, 8, 12, 12, 8, 3, 1, 1, true}, Case{3, 8, 23, 23, 10, 3, 1, 1, false},
         Case{2, 16, 26, 28, 8, 3, 1, 0, true}, Case{3, 8, 9, 37, 8, 3, 1, 1, true},
-        Case{1, 32, 13, 13, 64, 3, 1, 0, true}, Case{2, 9, 15, 14, 48, 3, 1, 1, false}})
+        Case{1, 32, 13, 13, 64, 3, 1, 0, true}, Case{2, 9, 15, 14, 48, 3, 1, 1, false},
+        Case{1, 1, 28, 28, 32, 3, 1, 0, true}, Case{5, 1, 27, 29, 7, 3, 1, 1, false},
+        Case{2, 1, 40, 40, 5, 3, 1, 2, true}})
     for (bool with_bn : {true, false})
       for (bool pool : {true, false}) {
         SCOPED_TRACE(name_of(t) + (with_bn ? " batchnorm" : "") + (pool ? " pool" : ""));

@@ -62,9 +62,10 @@ void conv2d_backward_reference(T* d_in, T* d_weight, T* d_bias, const T* d_out, 
 // they agree with the reference to float rounding: each value within 1e-5 of the sum of the
 // magnitudes of its terms (tested; about 1e-7 measured, up to 4e-6 where F(4x4, 3x3) runs).
 // Results are bit-identical for any thread count: outputs and input gradients are split over
-// the batch (or, for a batch smaller than the thread count, inside each product), parameter
-// gradients never over the batch, and the algorithm is chosen from the shape alone (the
-// backward pass also from how many of d_out's values are zero, never from the threads).
+// the batch (or, for a batch smaller than the thread count, inside each product or over the
+// output channels), parameter gradients never over the batch, and the algorithm is chosen
+// from the shape alone (the backward pass also from how many of d_out's values are zero, never
+// from the threads).
 //
 // Algorithms, by shape (src/kernels/conv2d_*.cpp; AVX-512 ones only where the CPU has it):
 //   backward, 3x3, >= 8 input channels, at most a quarter of d_out nonzero (a convolution
@@ -78,6 +79,9 @@ void conv2d_backward_reference(T* d_in, T* d_weight, T* d_bias, const T* d_out, 
 //     vector), else F(2x2, 3x3) (2.25x fewer); where F(4x4, 3x3) runs on tiles, the input
 //     gradient comes from the weight gradient's transformed d_out (the input transform
 //     backwards);
+//   the same with too few tiles for that (one image at a time), output channels a multiple
+//     of 16: Winograd F(4x4, 3x3) for the output, one sample at a time with 16 channels per
+//     vector, the transformed filters kept between calls for the last weights seen;
 //   other stride 1: products that read the unfolded matrix in place from a padded copy
 //     ("implicit GEMM"); the input gradient likewise as a convolution of d_out with the
 //     flipped kernel when C >= 8 and padding <= K - 1;
@@ -143,7 +147,7 @@ class Conv2d : public Layer {
   // The eval forward and `e` in one pass, where the activations stay in registers: the
   // values of Conv2d, (BatchNorm2d,) ReLU (and MaxPool2d(2)) one by one. out is (N, OC, OH, OW)
   // or with e.pool (N, OC, OH / 2, OW / 2). Only for inputs where has_eval_fused (those where
-  // Winograd runs the forward); throws for others.
+  // Winograd or the direct kernels for one input channel run the forward); throws for others.
   bool has_eval_fused(const Shape& in) const;
   void forward_eval_fused(Tensor& out, const Tensor& in, const Conv2dEpilogue& e);
   std::string describe() const override;
