@@ -122,6 +122,7 @@ const ConvCase kConvCases[] = {
     {"bn_conv1_bwd", 64, 1, 32, 28, 1, true},
     {"bn_conv2_fwd", 64, 32, 64, 28, 1, false},
     {"bn_conv2_bwd", 64, 32, 64, 28, 1, true},
+    {"bn_conv2_fwd_batch1", 1, 32, 64, 28, 1, false},
 };
 
 void bm_conv(benchmark::State& state, ConvCase c, int threads) {

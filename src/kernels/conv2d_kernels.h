@@ -73,15 +73,6 @@ void conv2d_winograd_forward(float* out, const float* in, const float* weight, c
                              const Conv2dDims& d, const Conv2dEpilogue* e = nullptr);
 void conv2d_winograd_input_grad(float* d_in, const float* d_out, const float* weight,
                                 const Conv2dDims& d);
-
-// Winograd F(4x4, 3x3) for the batches too small for conv2d_winograd_ok (one image at a time)
-// (conv2d_winograd_small.cpp): 3x3 kernels with stride 1, at least 8 input channels, output
-// channels a multiple of 16, outputs of at least 4x4, at most 2^18 transformed filter values
-// (36 C OC) and AVX-512. Contract of conv2d_winograd_forward.
-bool conv2d_winograd_small_ok(const Conv2dDims& d);
-void conv2d_winograd_small_forward(float* out, const float* in, const float* weight,
-                                   const float* bias, const Conv2dDims& d,
-                                   const Conv2dEpilogue* e = nullptr);
 void conv2d_winograd_weight_grad(float* d_weight, const float* d_out, const float* in,
                                  const Conv2dDims& d);
 // The whole backward pass where the weight gradient runs F(4x4, 3x3) on tiles (both
@@ -96,6 +87,15 @@ bool conv2d_winograd_backward_ok(const Conv2dDims& d);
 void conv2d_winograd_backward(float* d_in, float* d_weight, float* d_bias, const float* d_out,
                               const float* in, const float* weight, const Conv2dDims& d,
                               const Conv2dBackwardFusion* fusion = nullptr);
+
+// Winograd F(4x4, 3x3) for the batches too small for conv2d_winograd_ok (one image at a time)
+// (conv2d_winograd_small.cpp): 3x3 kernels with stride 1, at least 8 input channels, output
+// channels a multiple of 16, outputs of at least 4x4, at most 2^18 transformed filter values
+// (36 C OC) and AVX-512. Contract of conv2d_winograd_forward.
+bool conv2d_winograd_small_ok(const Conv2dDims& d);
+void conv2d_winograd_small_forward(float* out, const float* in, const float* weight,
+                                   const float* bias, const Conv2dDims& d,
+                                   const Conv2dEpilogue* e = nullptr);
 
 // The backward pass as direct sums over the nonzero values of d_out only
 // (conv2d_sparse.cpp), for a 3x3 kernel (any stride and padding), at least 8 input channels
