@@ -40,6 +40,8 @@ constexpr int kK = 3;       // kernel size handled here
 constexpr int kTaps = 9;    // kK * kK
 constexpr int kLanes = 16;  // floats per AVX-512 vector
 
+using simd::lanes_mask;
+
 // xp (HP, WP) = the plane x (H, W) with `p` zeros on every side.
 void pad_plane(float* xp, const float* x, const Conv2dDims& d) {
   const int64_t p = d.padding, wp = d.w + 2 * p, hp = d.h + 2 * p;
@@ -63,11 +65,6 @@ float* plane_buffer(int64_t size) {
   return buf.data();
 }
 
-__mmask16 tail_mask(int64_t count) {
-  return count >= kLanes ? static_cast<__mmask16>(0xFFFF)
-                         : static_cast<__mmask16>((1u << count) - 1u);
-}
-
 // Lanes l of a vector of output columns x0 + l whose input column x0 + l + off lies in
 // [0, w), and x0 + l < ow.
 inline __mmask16 run_mask(int64_t x0, int64_t off, int64_t w, int64_t ow) {
@@ -87,7 +84,7 @@ __attribute__((target("avx512f"))) void forward_sample(float* out, const float* 
   const int64_t wp = d.w + 2 * d.padding, plane = d.oh * d.ow;
   for (int64_t y = 0; y < d.oh; ++y)
     for (int64_t x = 0; x < d.ow; x += kLanes) {
-      const __mmask16 m = tail_mask(d.ow - x);
+      const __mmask16 m = lanes_mask(d.ow - x);
       __m512 v[kTaps];
       for (int i = 0; i < kK; ++i)
         for (int j = 0; j < kK; ++j)
@@ -114,7 +111,7 @@ __attribute__((target("avx512f"))) void forward_sample_pooled(
   for (int64_t py = 0; py < ph; ++py)
     for (int64_t x = 0; x < 2 * pw; x += 2 * kLanes) {
       const int64_t cols = std::min<int64_t>(2 * kLanes, 2 * pw - x);
-      const __mmask16 m[2] = {tail_mask(cols), tail_mask(std::max<int64_t>(0, cols - kLanes))};
+      const __mmask16 m[2] = {lanes_mask(cols), lanes_mask(std::max<int64_t>(0, cols - kLanes))};
       __m512 v[4][kK][2];  // input rows 2 py + r, shifted by j, columns x + 16 h ..
       for (int r = 0; r < 4; ++r)
         for (int j = 0; j < kK; ++j)
@@ -138,7 +135,7 @@ __attribute__((target("avx512f"))) void forward_sample_pooled(
                                          _mm512_permutex2var_ps(acc[0][0], odd, acc[0][1]),
                                          _mm512_permutex2var_ps(acc[1][0], even, acc[1][1]),
                                          _mm512_permutex2var_ps(acc[1][0], odd, acc[1][1]));
-        _mm512_mask_storeu_ps(dst + oc * ph * pw, tail_mask(cols / 2), pooled);
+        _mm512_mask_storeu_ps(dst + oc * ph * pw, lanes_mask(cols / 2), pooled);
       }
     }
 }
@@ -165,7 +162,7 @@ __attribute__((target("avx512f"))) void param_grads_sample(float* acc, const flo
     const float* g1 = pair ? g0 + g_stride : g0;
     for (int64_t y = 0; y < d.oh; ++y)
       for (int64_t x = 0; x < d.ow; x += kLanes) {
-        const __mmask16 m = tail_mask(d.ow - x);
+        const __mmask16 m = lanes_mask(d.ow - x);
         const __m512 e0 = _mm512_maskz_loadu_ps(m, g0 + y * d.ow + x);
         const __m512 e1 = _mm512_maskz_loadu_ps(m, g1 + y * d.ow + x);
         for (int i = 0; i < kK; ++i)
@@ -184,13 +181,10 @@ __attribute__((target("avx512f"))) void param_grads_sample(float* acc, const flo
   }
 }
 
-// The 16 lanes of v summed in a fixed tree: halves, then quarters, ...
-float sum_lanes(const float* v) {
-  float s[kLanes];
-  std::copy(v, v + kLanes, s);
-  for (int width = kLanes / 2; width >= 1; width /= 2)
-    for (int l = 0; l < width; ++l) s[l] += s[l + width];
-  return s[0];
+// The 16 floats at v summed as simd::sum_lanes sums a vector (a fixed tree: halves, then
+// quarters, ...).
+__attribute__((target("avx512f"))) float sum_lanes(const float* v) {
+  return simd::sum_lanes(_mm512_loadu_ps(v));
 }
 
 // ---- stride-1 products ("implicit GEMM") ----
@@ -337,13 +331,13 @@ __attribute__((target("avx512f"))) void conv2d_im2col_s1_avx512(float* col, int6
           const int64_t iy = y + i - p;
           if (iy < 0 || iy >= d.h) {
             for (int64_t xo = 0; xo < d.ow; xo += kLanes)
-              _mm512_mask_storeu_ps(r + xo, tail_mask(d.ow - xo), _mm512_setzero_ps());
+              _mm512_mask_storeu_ps(r + xo, lanes_mask(d.ow - xo), _mm512_setzero_ps());
             continue;
           }
           const float* src = x + (c * d.h + iy) * d.w + off;  // src[x] = in[c, iy, x + off]
           for (int64_t xo = 0; xo < d.ow; xo += kLanes) {
             const __m512 v = _mm512_maskz_loadu_ps(run_mask(xo, off, d.w, d.ow), src + xo);
-            _mm512_mask_storeu_ps(r + xo, tail_mask(d.ow - xo), v);
+            _mm512_mask_storeu_ps(r + xo, lanes_mask(d.ow - xo), v);
           }
         }
       }
@@ -433,7 +427,7 @@ __attribute__((target("avx512f"))) void conv2d_copy_rows_avx512(float* dst, int6
                                                                 int64_t rows, int64_t cols) {
   for (int64_t y = 0; y < rows; ++y)
     for (int64_t x = 0; x < cols; x += kLanes) {
-      const __mmask16 m = tail_mask(cols - x);
+      const __mmask16 m = lanes_mask(cols - x);
       _mm512_mask_storeu_ps(dst + y * ldd + x, m, _mm512_maskz_loadu_ps(m, src + y * lds + x));
     }
 }
@@ -443,7 +437,7 @@ __attribute__((target("avx512f"))) float conv2d_sum_avx512(const float* x, int64
   __m512 acc = _mm512_setzero_ps();
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t t = 0; t < len; t += kLanes)
-      acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(tail_mask(len - t), x + r * stride + t));
+      acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(lanes_mask(len - t), x + r * stride + t));
   return simd::sum_lanes(acc);
 }
 
