@@ -283,6 +283,20 @@ void conv2d_forward(float* out, const float* in, const float* weight, const floa
   }
 }
 
+bool conv2d_epilogue_ok(const Conv2dDims& d) {
+  return conv2d_direct_ok(d) || conv2d_winograd_ok(d) || conv2d_winograd_small_ok(d);
+}
+
+void conv2d_forward_epilogue(float* out, const float* in, const float* weight, const float* bias,
+                             const Conv2dDims& d, const Conv2dEpilogue& e) {
+  if (conv2d_direct_ok(d))
+    conv2d_direct_forward(out, in, weight, bias, d, &e);
+  else if (conv2d_winograd_ok(d))
+    conv2d_winograd_forward(out, in, weight, bias, d, &e);
+  else
+    conv2d_winograd_small_forward(out, in, weight, bias, d, &e);
+}
+
 namespace {
 
 // conv2d_backward past its sparse path.

@@ -8,8 +8,18 @@
 
 namespace scratchnet {
 
+// v rounded up to a multiple of `to`.
+inline int64_t round_up(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
+
 // Throws "<fn>: inconsistent dims: ..." unless d is what conv2d_dims gives for some input.
 void conv2d_check_dims(const Conv2dDims& d, const char* fn);
+
+// conv2d_forward with an eval epilogue (Conv2d::forward_eval_fused): out is pooled with e.pool.
+// Only where conv2d_epilogue_ok, the shapes whose conv2d_forward kernel runs epilogues (the
+// direct kernels, Winograd for many tiles or one image at a time, below), by that kernel.
+bool conv2d_epilogue_ok(const Conv2dDims& d);
+void conv2d_forward_epilogue(float* out, const float* in, const float* weight, const float* bias,
+                             const Conv2dDims& d, const Conv2dEpilogue& e);
 
 // True when the CPU runs AVX-512 (the functions named *_avx512 and the direct kernels).
 bool conv2d_has_avx512();

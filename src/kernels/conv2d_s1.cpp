@@ -40,8 +40,6 @@ float* scratch(Slot slot, int64_t n) {
   return buffers[slot].get(n);
 }
 
-int64_t round_up(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
-
 // The layout of one product: `planes` planes of (hp, wp) padded by `pad`, a kernel k x k.
 struct Wide {
   int64_t planes, h, w, pad, k;

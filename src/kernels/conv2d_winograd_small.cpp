@@ -15,8 +15,8 @@
 // answering one image after another transforms its filters once.
 //
 // Threads take samples, or for fewer samples than threads (sample, block of 32 output
-// channels) pairs, each transforming its sample's input itself: every output is computed the
-// same way whoever computes it.
+// channels) pairs, a thread transforming a sample's input once for its pairs of it: every
+// output is computed the same way whoever computes it.
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -44,8 +44,6 @@ float* scratch(Slot slot, int64_t n) {
   thread_local ScratchBuffer buffers[kNumSlots];
   return buffers[slot].get(n);
 }
-
-int64_t round_up(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
 
 // One sample's layout.
 struct Small {
@@ -87,10 +85,14 @@ const float* transformed_filters(const float* weight, int64_t outs, int64_t plan
       std::rotate(kept.begin(), it, it + 1);
       return kept.front().u.data();
     }
-  if (kept.size() == kKept) kept.pop_back();
-  kept.insert(kept.begin(), KeptFilters{outs, planes, std::vector<float>(weight, weight + size),
-                                        std::vector<float>(kPositions * size / 9)});
-  float* u = kept.front().u.data();
+  if (kept.size() < kKept) kept.emplace_back();
+  std::rotate(kept.begin(), kept.end() - 1, kept.end());  // the oldest (or a new one) first
+  KeptFilters& f = kept.front();                          // its storage reused
+  f.outs = outs;
+  f.planes = planes;
+  f.weight.assign(weight, weight + size);
+  f.u.resize(kPositions * size / 9);
+  float* u = f.u.data();
   parallel_for(outs, parallel_grain(kPositions * planes), [&](int64_t o0, int64_t o1) {
     winograd::filter_transform4(u, weight, outs, planes, o0, o1);
   });
@@ -179,11 +181,6 @@ void products(float* mm, const float* v, const float* u, int64_t o0, int64_t o1,
     }
 }
 
-// p[o .. o + 15], or zeros for a null p.
-__attribute__((target("avx512f"))) inline __m512 lanes_of(const float* p, int64_t o) {
-  return p ? _mm512_loadu_ps(p + o) : _mm512_setzero_ps();
-}
-
 // out's planes [o0, o1) (pooled with e->pool) = bias + A^T M A for every tile, then the
 // epilogue: 16 output channels per vector into yt, then turned into planes.
 __attribute__((target("avx512f"))) void output_transform(float* out, float* yt, const float* mm,
@@ -192,15 +189,9 @@ __attribute__((target("avx512f"))) void output_transform(float* out, float* yt, 
   const bool pool = e && e->pool;
   const int64_t rows = pool ? s.oh / 2 : s.oh, cols = pool ? s.ow / 2 : s.ow;
   const int64_t outs = o1 - o0, plane_m = s.tiles * outs;
-  const bool bn = e && e->center;
   for (int64_t oo = 0; oo < outs; oo += kLanes) {
     const int64_t o = o0 + oo;
-    const winograd::ChannelEpilogue ce{e,
-                                       bn,
-                                       lanes_of(bias, o),
-                                       lanes_of(bn ? e->center : nullptr, o),
-                                       lanes_of(bn ? e->scale : nullptr, o),
-                                       lanes_of(bn ? e->shift : nullptr, o)};
+    const simd::ChannelEpilogue ce = simd::channel_epilogue(bias, e, o, /*per_lane=*/true);
     for (int64_t t = 0; t < s.tiles; ++t) {
       const int64_t y0 = 4 * (t / s.tx), x0 = 4 * (t % s.tx);
       __m512 r[4][6], y[4][4];
@@ -226,18 +217,6 @@ __attribute__((target("avx512f"))) void output_transform(float* out, float* yt, 
   }
 }
 
-// Sample `in` (C, H, W) into out (its output planes [o0, o1)).
-void run_sample(float* out, const float* in, const float* u, const float* bias,
-                const Conv2dEpilogue* e, int64_t o0, int64_t o1, const Small& s) {
-  float* xt = scratch(kInput, s.hp * s.wp * s.cr);
-  float* v = scratch(kV, kPositions * s.tiles * s.cr);
-  float* mm = scratch(kM, kPositions * s.tiles * (o1 - o0));
-  float* yt = scratch(kOut, s.oh * s.ow * (o1 - o0));
-  input_transform(v, xt, in, s);
-  products(mm, v, u, o0, o1, s);
-  output_transform(out, yt, mm, bias, e, o0, o1, s);
-}
-
 }  // namespace
 
 bool conv2d_winograd_small_ok(const Conv2dDims& d) {
@@ -253,19 +232,20 @@ void conv2d_winograd_small_forward(float* out, const float* in, const float* wei
   const float* u = transformed_filters(weight, d.oc, d.c);
   const int64_t in_size = d.c * d.h * d.w;
   const int64_t out_plane = e && e->pool ? (d.oh / 2) * (d.ow / 2) : d.oh * d.ow;
-  if (d.n >= num_threads()) {
-    parallel_for(d.n, [&](int64_t begin, int64_t end) {
-      for (int64_t k = begin; k < end; ++k)
-        run_sample(out + k * d.oc * out_plane, in + k * in_size, u, bias, e, 0, d.oc, s);
-    });
-    return;
-  }
-  const int64_t blocks = (d.oc + kBlockOuts - 1) / kBlockOuts;
+  // Units of work: (sample, block of output channels), a sample's whole output when there are
+  // as many samples as threads. A thread transforms a sample's input once for its units of it.
+  const int64_t block = d.n >= num_threads() ? d.oc : kBlockOuts;
+  const int64_t blocks = (d.oc + block - 1) / block;
   parallel_for(d.n * blocks, [&](int64_t begin, int64_t end) {
+    float* xt = scratch(kInput, s.hp * s.wp * s.cr);
+    float* v = scratch(kV, kPositions * s.tiles * s.cr);
+    float* mm = scratch(kM, kPositions * s.tiles * block);
+    float* yt = scratch(kOut, s.oh * s.ow * block);
     for (int64_t q = begin; q < end; ++q) {
-      const int64_t k = q / blocks, o0 = q % blocks * kBlockOuts;
-      run_sample(out + k * d.oc * out_plane, in + k * in_size, u, bias, e, o0,
-                 std::min(d.oc, o0 + kBlockOuts), s);
+      const int64_t k = q / blocks, o0 = q % blocks * block, o1 = std::min(d.oc, o0 + block);
+      if (q == begin || o0 == 0) input_transform(v, xt, in + k * in_size, s);
+      products(mm, v, u, o0, o1, s);
+      output_transform(out + k * d.oc * out_plane, yt, mm, bias, e, o0, o1, s);
     }
   });
 }

@@ -12,23 +12,32 @@
 
 namespace scratchnet::simd {
 
-// Output channel o's bias and, with an epilogue, its BatchNorm (if any) in every lane.
+// Output channel o's bias and, with an epilogue, its BatchNorm (if any) in every lane, or
+// those of channels o .. o + 15, one per lane.
 struct ChannelEpilogue {
   const Conv2dEpilogue* e;  // or null: the bias alone
   bool bn;                  // e has a BatchNorm
   __m512 bias, center, scale, shift;
 };
 
+// p[o] in every lane, or with per_lane p[o .. o + 15]; zeros for a null p.
+__attribute__((target("avx512f"))) inline __m512 channel_values(const float* p, int64_t o,
+                                                                bool per_lane) {
+  if (!p) return _mm512_setzero_ps();
+  return per_lane ? _mm512_loadu_ps(p + o) : _mm512_set1_ps(p[o]);
+}
+
 __attribute__((target("avx512f"))) inline ChannelEpilogue channel_epilogue(const float* bias,
                                                                            const Conv2dEpilogue* e,
-                                                                           int64_t o) {
+                                                                           int64_t o,
+                                                                           bool per_lane = false) {
   const bool bn = e && e->center;
   return {e,
           bn,
-          _mm512_set1_ps(bias ? bias[o] : 0.0f),
-          _mm512_set1_ps(bn ? e->center[o] : 0.0f),
-          _mm512_set1_ps(bn ? e->scale[o] : 0.0f),
-          _mm512_set1_ps(bn ? e->shift[o] : 0.0f)};
+          channel_values(bias, o, per_lane),
+          channel_values(bn ? e->center : nullptr, o, per_lane),
+          channel_values(bn ? e->scale : nullptr, o, per_lane),
+          channel_values(bn ? e->shift : nullptr, o, per_lane)};
 }
 
 // The epilogue of an output y that has its bias: with BatchNorm (y - center) * scale + shift,

@@ -360,23 +360,17 @@ void Conv2d::backward_fused(Tensor* d_in, const Tensor& d_out, const Tensor& in,
 }
 
 bool Conv2d::has_eval_fused(const Shape& in) const {
-  const Conv2dDims d = conv2d_dims(options_, in);
-  return conv2d_direct_ok(d) || conv2d_winograd_ok(d) || conv2d_winograd_small_ok(d);
+  return conv2d_epilogue_ok(conv2d_dims(options_, in));
 }
 
 void Conv2d::forward_eval_fused(Tensor& out, const Tensor& in, const Conv2dEpilogue& e) {
   Conv2dDims d = conv2d_dims(options_, in.shape());
-  SN_CHECK(has_eval_fused(in.shape()), "Conv2d: no fused eval forward for an input of shape {}",
+  SN_CHECK(conv2d_epilogue_ok(d), "Conv2d: no fused eval forward for an input of shape {}",
            shape_str(in.shape()));
   const int64_t oh = e.pool ? d.oh / 2 : d.oh, ow = e.pool ? d.ow / 2 : d.ow;
   check_shape(out, {d.n, d.oc, oh, ow}, "Conv2d forward: output");
-  const float* bias = options_.bias ? bias_.value.data() : nullptr;
-  if (conv2d_direct_ok(d))
-    conv2d_direct_forward(out.data(), in.data(), weight_.value.data(), bias, d, &e);
-  else if (conv2d_winograd_ok(d))
-    conv2d_winograd_forward(out.data(), in.data(), weight_.value.data(), bias, d, &e);
-  else
-    conv2d_winograd_small_forward(out.data(), in.data(), weight_.value.data(), bias, d, &e);
+  conv2d_forward_epilogue(out.data(), in.data(), weight_.value.data(),
+                          options_.bias ? bias_.value.data() : nullptr, d, e);
 }
 
 bool Conv2d::backward_params(const Tensor& d_out, const Tensor& in, const Tensor& /*out*/) {
