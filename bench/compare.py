@@ -26,11 +26,16 @@ threads otherwise distort a shared machine), and so is GLIBC_TUNABLES with glibc
 thresholds raised (MALLOC_TUNABLES): PyTorch allocates its activations afresh every pass, and
 with glibc's defaults every large tensor is a new mmap whose pages fault in again, which cost
 PyTorch up to 6x on a virtual machine with slow page faults (what jemalloc or tcmalloc would
-also avoid; --default-malloc turns it off). Progress goes to stderr, the table to stdout.
+also avoid; --default-malloc turns it off). With --torch-blas pointing at an OpenBLAS that
+does not know the CPU (0.3.21 takes a 2023 Xeon for a 2004 Prescott and runs SSE3 kernels at a
+fifth of the peak), PyTorch gets OPENBLAS_CORETYPE set to the newest kernels the CPU can run
+(openblas_core); an OPENBLAS_CORETYPE set by the user is kept. Progress goes to stderr, the
+table to stdout.
 """
 import argparse
 import json
 import os
+import re
 import shlex
 import statistics
 import subprocess
@@ -95,7 +100,43 @@ def environment(framework, mode, args):
         if args.torch_blas:
             env["LD_LIBRARY_PATH"] = ":".join(
                 p for p in (args.torch_blas, env.get("LD_LIBRARY_PATH")) if p)
+        if args.openblas_core:
+            env["OPENBLAS_CORETYPE"] = args.openblas_core
     return env
+
+
+# OpenBLAS's names for CPUs it treats as generic x86-64: what it falls back to for a CPU model
+# it does not know, whatever vector units the CPU has.
+OPENBLAS_GENERIC = ("Prescott", "Core2", "Penryn", "Dunnington", "Nehalem", "Atom", "Katmai",
+                    "Coppermine", "Northwood", "Banias")
+
+
+def openblas_core(args):
+    """The OPENBLAS_CORETYPE for PyTorch's runs and a note on how it was chosen, or (None, note)
+    to leave OpenBLAS's own choice."""
+    if not args.torch_blas:
+        return None, None
+    if os.environ.get("OPENBLAS_CORETYPE"):
+        return os.environ["OPENBLAS_CORETYPE"], "OPENBLAS_CORETYPE set by the user"
+    env = environment("pytorch", "sgemm", args)
+    env["OPENBLAS_VERBOSE"] = "2"  # OpenBLAS prints "Core: NAME" as it loads
+    try:
+        probe = subprocess.run([args.python, "-c", "import torch"], env=env, capture_output=True,
+                               text=True, timeout=300)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise CompareError(f"--python {args.python}: could not import torch ({e})")
+    found = re.search(r"Core: (\w+)", probe.stdout + probe.stderr)
+    if not found:
+        return None, "OpenBLAS named no core (not a DYNAMIC_ARCH build?)"
+    detected = found.group(1)
+    if detected not in OPENBLAS_GENERIC:
+        return None, f"OpenBLAS core {detected}, its own choice"
+    flags = set(machine()["flags"])
+    best = ("SkylakeX" if {"avx512f", "avx512bw", "avx512vl"} <= flags
+            else "Haswell" if {"avx2", "fma"} <= flags else None)
+    if not best:
+        return None, f"OpenBLAS core {detected}, its own choice"
+    return best, f"OpenBLAS core {best}, set because OpenBLAS took this CPU for {detected}"
 
 
 def run_one(framework, mode, model, args):
@@ -314,7 +355,9 @@ def report(summary, runs, args, invocation):
     out.append(f"{item}machine: {mach['cpu']}, {mach['cpus']} CPUs, {' '.join(mach['flags'])}; "
                f"load average (1 min) before each run {min(loads):.1f}–{max(loads):.1f}")
     out.append(f"{item}scratchnet kernels: {sn['isa']}; PyTorch: ATen {pt['isa']}, "
-               f"BLAS {pt.get('blas')}, OMP_WAIT_POLICY={pt.get('omp_wait_policy')}, "
+               f"BLAS {pt.get('blas')}"
+               + (f"; {args.openblas_note}" if args.openblas_note else "")
+               + f", OMP_WAIT_POLICY={pt.get('omp_wait_policy')}, "
                f"malloc {'glibc defaults' if args.default_malloc else 'thresholds raised'}")
     out.append(f"{item}training: batch 64, {amount}, after {args.warmup} warm-up steps")
     out.append(f"{item}command: `{invocation}`" if args.markdown else f"command: {invocation}")
@@ -411,6 +454,7 @@ def parse_args(argv):
     args = p.parse_args(argv)
     if args.latency_threads is None:
         args.latency_threads = args.threads
+    args.openblas_core = args.openblas_note = None  # chosen in main(), by openblas_core()
     args.models = [m.strip() for m in args.models.split(",") if m.strip()]
     for m in args.models:
         if m not in ("basic", "bn"):
@@ -439,6 +483,9 @@ def main(argv=None):
         args.model_bench = os.path.abspath(args.model_bench)
         invocation = "/usr/bin/python3 bench/compare.py " + shlex.join(argv)
         started = time.time()
+        args.openblas_core, args.openblas_note = openblas_core(args)
+        if args.openblas_note:
+            log(f"PyTorch's BLAS: {args.openblas_note}")
         runs = run_all(args)
         summary = summarize(runs, args)
         text = report(summary, runs, args, invocation.strip())
