@@ -82,6 +82,44 @@ __attribute__((target("avx512f"))) void max_pool_2x2_plane(float* dst, int32_t* 
   }
 }
 
+// Its backward, 8 outputs (16 input columns) at a time: each output's gradient and argmax go
+// to both lanes of its window's columns, and each input lane keeps the gradient where the
+// argmax names it. Windows do not overlap, so an input gets at most one output's gradient:
+// 0 + g, as the scalar loop adds it (the + 0 turns -0 into +0 as that does). Rows and columns
+// no window covers (odd H or W) are zero. False, with d_in unfinished, when some argmax lies
+// outside its window (never so from the forward): each output then matched no lane.
+__attribute__((target("avx512f"))) bool max_pool_2x2_backward_plane(float* d_in, const float* d_out,
+                                                                    const int32_t* argmax,
+                                                                    const Pool2dDims& d) {
+  const __m512i pairs = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+  const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512 zero = _mm512_setzero_ps();
+  int64_t matched = 0;
+  for (int64_t oy = 0; oy < d.oh; ++oy) {
+    const float* g = d_out + oy * d.ow;
+    const int32_t* at = argmax + oy * d.ow;
+    for (int64_t x = 0; x < d.w; x += 16) {  // input columns [x, x + 16) of rows 2oy, 2oy + 1
+      const int64_t ox = x / 2, n = std::clamp<int64_t>(d.ow - ox, 0, 8);
+      const auto outs = static_cast<__mmask16>((1u << n) - 1u);
+      const auto cols = static_cast<__mmask16>(d.w - x >= 16 ? 0xFFFF : (1u << (d.w - x)) - 1u);
+      // maskz forms: the plain permutes trip a false maybe-uninitialized warning in GCC 12.
+      const __m512 gv =
+          _mm512_maskz_permutexvar_ps(0xFFFF, pairs, _mm512_maskz_loadu_ps(outs, g + ox));
+      const __m512i av = _mm512_maskz_permutexvar_epi32(
+          0xFFFF, pairs, _mm512_mask_loadu_epi32(_mm512_set1_epi32(-1), outs, at + ox));
+      for (int64_t dy = 0; dy < 2; ++dy) {
+        const int64_t row = (2 * oy + dy) * d.w + x;
+        const __mmask16 won = _mm512_cmpeq_epi32_mask(
+            av, _mm512_add_epi32(_mm512_set1_epi32(static_cast<int32_t>(row)), lanes));
+        _mm512_mask_storeu_ps(d_in + row, cols, _mm512_add_ps(_mm512_maskz_mov_ps(won, gv), zero));
+        matched += __builtin_popcount(won);
+      }
+    }
+  }
+  std::fill(d_in + 2 * d.oh * d.w, d_in + d.h * d.w, 0.0f);
+  return matched == d.oh * d.ow;
+}
+
 }  // namespace
 
 #endif
@@ -119,6 +157,13 @@ void max_pool2d_forward_plane(T* out, int32_t* argmax, const T* in, const Pool2d
 template <typename T>
 void max_pool2d_backward_plane(T* d_in, const T* d_out, const int32_t* argmax,
                                const Pool2dDims& d) {
+#if defined(__x86_64__) || defined(_M_X64)
+  if constexpr (std::is_same_v<T, float>) {
+    if (d.k == 2 && d.stride == 2 && d.padding == 0 && has_avx512() &&
+        max_pool_2x2_backward_plane(d_in, d_out, argmax, d))
+      return;
+  }
+#endif
   std::fill(d_in, d_in + d.h * d.w, T(0));
   for (int64_t o = 0; o < d.oh * d.ow; ++o) d_in[argmax[o]] += d_out[o];
 }
