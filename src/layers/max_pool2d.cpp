@@ -9,6 +9,8 @@
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
+
+#include "../kernels/transpose_avx512.h"
 #endif
 
 #include "scratchnet/check.h"
@@ -99,9 +101,9 @@ __attribute__((target("avx512f"))) bool max_pool_2x2_backward_plane(float* d_in,
     const float* g = d_out + oy * d.ow;
     const int32_t* at = argmax + oy * d.ow;
     for (int64_t x = 0; x < d.w; x += 16) {  // input columns [x, x + 16) of rows 2oy, 2oy + 1
-      const int64_t ox = x / 2, n = std::clamp<int64_t>(d.ow - ox, 0, 8);
-      const auto outs = static_cast<__mmask16>((1u << n) - 1u);
-      const auto cols = static_cast<__mmask16>(d.w - x >= 16 ? 0xFFFF : (1u << (d.w - x)) - 1u);
+      const int64_t ox = x / 2;
+      const __mmask16 outs = simd::lanes_mask(std::clamp<int64_t>(d.ow - ox, 0, 8));
+      const __mmask16 cols = simd::lanes_mask(d.w - x);
       // maskz forms: the plain permutes trip a false maybe-uninitialized warning in GCC 12.
       const __m512 gv =
           _mm512_maskz_permutexvar_ps(0xFFFF, pairs, _mm512_maskz_loadu_ps(outs, g + ox));
