@@ -1,9 +1,11 @@
 #include "scratchnet/tensor.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
 #include "scratchnet/check.h"
+#include "scratchnet/parallel.h"
 
 namespace scratchnet {
 
@@ -88,8 +90,9 @@ void Tensor::resize(Shape shape) {
 }
 
 void Tensor::fill(float value) {
-  float* p = data();
-  for (int64_t i = 0; i < numel_; ++i) p[i] = value;
+  float* p = data();  // large tensors (a gradient zeroed every step) over the threads
+  parallel_for(numel_, parallel_grain(1),
+               [&](int64_t begin, int64_t end) { std::fill(p + begin, p + end, value); });
 }
 
 void check_shape(const Tensor& t, const Shape& want, const char* what) {

@@ -256,7 +256,10 @@ __attribute__((target("avx512f"))) void input_grad_transform4(float* dx, const f
             const __mmask16 m =
                 lanes_mask(end - 16 * k) & ~lanes_mask(std::max<int64_t>(0, -c0 - 16 * k));
             const __mmask16 earlier = whole ? m : (k == 0 && left ? m & 0x3 : 0);
-            __m512 sum = _mm512_add_ps(_mm512_maskz_loadu_ps(earlier, row + 16 * k), v[k]);
+            // No load where nothing was written yet: a fully masked load still waits for its
+            // cache line, and the row's first store is the line's first touch in the chunk.
+            const __m512 before = earlier ? _mm512_maskz_loadu_ps(earlier, row + 16 * k) : zero;
+            __m512 sum = _mm512_add_ps(before, v[k]);
             if (x_row)  // zero where x <= 0 (or NaN), at every store: the last one's is final
               sum = _mm512_maskz_mov_ps(
                   _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(m, x_row + 16 * k), zero, _CMP_GT_OQ),

@@ -7,7 +7,15 @@
 // its pooled gradient is spread back into a channel-sized buffer (N * H * W floats, one per
 // thread, reused) that stays in the cache for the sums and the input gradient. Each value
 // is computed by the same kernels in the same order as one by one, so the bits are the same.
+#include <algorithm>
+#include <type_traits>
 #include <vector>
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+
+#include "../kernels/transpose_avx512.h"
+#endif
 
 #include "batch_norm_sums.h"
 #include "scratchnet/check.h"
@@ -62,6 +70,85 @@ void normed_grad(T* d_norm, T* d_pool, const T* d_out, const T* out, const int32
     relu_backward(d_pool, d_out + at, out + at, pooled);
     max_pool2d_backward_plane(d_norm + (i - i0) * spatial, d_pool, argmax + at, d);
   }
+}
+
+#if defined(__x86_64__) || defined(_M_X64)
+
+// backward_row_avx512's lanes m at d_in[at] from the batch-norm output's gradient dn.
+struct NormedRow {
+  float* d_in;
+  const float* x;
+  __m512 k, a, b, mean;
+  __attribute__((target("avx512f"))) void store(int64_t at, __mmask16 m, __m512 dn) const {
+    const __m512 d_hat = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + at), mean), b);
+    _mm512_mask_storeu_ps(d_in + at, m,
+                          _mm512_mul_ps(k, _mm512_sub_ps(_mm512_sub_ps(dn, a), d_hat)));
+  }
+};
+
+// normed_grad and backward_rows of one sample's channel plane in one pass, for a 2x2 max-pool
+// of stride 2 without padding: 16 input columns of a window row pair at a time, the pooled
+// gradient through the ReLU (relu_backward), spread to the lane its argmax names
+// (max_pool2d_backward_plane: 0 + g, the + 0 turning -0 into +0) and through the batch norm
+// (backward_row_avx512), all in registers: the same operations per value, so the same bits,
+// without the plane of d_norm written and read back. x's rows are asked for two row pairs
+// ahead, running on into next_x (the plane the caller does next; null for none): without
+// that, half of this pass's time went to waiting for x from memory (one thread, `bn`). False,
+// with d_in unfinished, when some argmax lies outside its window (never so from the forward).
+__attribute__((target("avx512f"))) bool normed_backward_plane_2x2(
+    float* d_in, const float* d_out, const float* out, const int32_t* argmax, const float* x,
+    const float* next_x, float mean, const ChannelGrad<float>& g, const Pool2dDims& d) {
+  const __m512i pairs = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+  const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512 zero = _mm512_setzero_ps();
+  const NormedRow rows{
+      d_in, x, _mm512_set1_ps(g.k), _mm512_set1_ps(g.a), _mm512_set1_ps(g.b), _mm512_set1_ps(mean)};
+  int64_t matched = 0;
+  for (int64_t oy = 0; oy < d.oh; ++oy) {
+    const int64_t o = oy * d.ow;
+    for (int64_t at = (2 * oy + 4) * d.w, end = at + 2 * d.w; at < end; at += 16) {
+      const int64_t plane = d.h * d.w;
+      const float* ahead = at < plane                 ? x + at
+                           : next_x && at < 2 * plane ? next_x + (at - plane)
+                                                      : nullptr;
+      if (ahead) _mm_prefetch(reinterpret_cast<const char*>(ahead), _MM_HINT_T0);
+    }
+    for (int64_t c = 0; c < d.w; c += 16) {  // input columns [c, c + 16) of rows 2oy, 2oy + 1
+      const int64_t ox = c / 2;
+      const __mmask16 outs = simd::lanes_mask(std::clamp<int64_t>(d.ow - ox, 0, 8));
+      const __mmask16 cols = simd::lanes_mask(d.w - c);
+      const __m512 alive = _mm512_maskz_loadu_ps(outs, out + o + ox);
+      const __m512 passed = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(alive, zero, _CMP_GT_OQ),
+                                                _mm512_maskz_loadu_ps(outs, d_out + o + ox));
+      const __m512 gv = _mm512_maskz_permutexvar_ps(0xFFFF, pairs, passed);
+      const __m512i av = _mm512_maskz_permutexvar_epi32(
+          0xFFFF, pairs, _mm512_mask_loadu_epi32(_mm512_set1_epi32(-1), outs, argmax + o + ox));
+      for (int64_t dy = 0; dy < 2; ++dy) {
+        const int64_t row = (2 * oy + dy) * d.w + c;
+        const __mmask16 won = _mm512_cmpeq_epi32_mask(
+            av, _mm512_add_epi32(_mm512_set1_epi32(static_cast<int32_t>(row)), lanes));
+        rows.store(row, cols, _mm512_add_ps(_mm512_maskz_mov_ps(won, gv), zero));
+        matched += __builtin_popcount(won);
+      }
+    }
+  }
+  for (int64_t at = 2 * d.oh * d.w; at < d.h * d.w; at += 16)  // an odd last row: no window
+    rows.store(at, simd::lanes_mask(d.h * d.w - at), zero);
+  return matched == d.oh * d.ow;
+}
+
+#endif
+
+// Whether normed_backward_plane_2x2 serves pools of d's shape with these types.
+template <typename T>
+bool fused_plane_pays(const Pool2dDims& d) {
+#if defined(__x86_64__) || defined(_M_X64)
+  return std::is_same_v<T, float> && d.k == 2 && d.stride == 2 && d.padding == 0 &&
+         vector_path() == VectorPath::kAvx512;
+#else
+  (void)d;
+  return false;
+#endif
 }
 
 // The backward channel by channel: d_gamma, d_beta added into, then d_in written or (d_in
@@ -121,11 +208,22 @@ void batch_norm_relu_pool_backward_sample(T* d_in, int64_t i, const T* grads, co
   thread_local std::vector<T> d_norm, d_pool;  // (H, W), (OH, OW)
   d_norm.resize(static_cast<size_t>(spatial));
   d_pool.resize(static_cast<size_t>(d.oh * d.ow));
+  const bool fused = fused_plane_pays<T>(d);
   for (int64_t ch = 0; ch < d.c; ++ch) {
-    normed_grad(d_norm.data(), d_pool.data(), d_out, out, argmax, ch, i, i + 1, d);
     const ChannelGrad<T> g{grads[3 * ch], grads[3 * ch + 1], grads[3 * ch + 2]};
-    backward_rows(d_in + ch * spatial, spatial, d_norm.data(), spatial, in + sample + ch * spatial,
-                  spatial, mean[ch], g, 1, spatial);
+    const T* x = in + sample + ch * spatial;
+#if defined(__x86_64__) || defined(_M_X64)
+    if constexpr (std::is_same_v<T, float>) {
+      const int64_t at = (i * d.c + ch) * d.oh * d.ow;
+      const T* next_x = ch + 1 < d.c ? x + spatial : nullptr;
+      if (fused && normed_backward_plane_2x2(d_in + ch * spatial, d_out + at, out + at, argmax + at,
+                                             x, next_x, mean[ch], g, d))
+        continue;
+    }
+#endif
+    normed_grad(d_norm.data(), d_pool.data(), d_out, out, argmax, ch, i, i + 1, d);
+    backward_rows(d_in + ch * spatial, spatial, d_norm.data(), spatial, x, spatial, mean[ch], g, 1,
+                  spatial);
   }
 }
 

@@ -1,3 +1,4 @@
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -10,6 +11,7 @@
 #include "scratchnet/kernels/gemm.h"
 #include "scratchnet/layers/batch_norm1d.h"
 #include "scratchnet/layers/batch_norm2d.h"
+#include "scratchnet/layers/pool2d_dims.h"
 #include "scratchnet/model.h"
 #include "scratchnet/parallel.h"
 #include "support/error.h"
@@ -344,6 +346,58 @@ TEST(BatchNorm2d, FloatKernelsGiveThePortableBitsOnEveryInstructionSet) {
       EXPECT_EQ(run(), want) << isa << ": n=" << n << " c=" << c << " spatial=" << spatial;
     }
   }
+  set_gemm_isa(saved.c_str());
+}
+
+// The training backward of BatchNorm2d, ReLU and a 2x2 max-pool in two halves (parameters,
+// then d_in sample by sample, as a convolution's backward asks for it) gives the whole
+// backward's bits on every instruction set: odd plane sizes (a last row and column no window
+// covers), a gradient with -0 and, in the second round, argmax positions outside their
+// windows (which only a caller can give).
+TEST(BatchNorm2d, ReluPoolBackwardBySampleEqualsTheWholeBackward) {
+  const std::string saved = gemm_isa();
+  for (const auto& shape : std::vector<Shape>{
+           {3, 2, 28, 28}, {2, 3, 7, 9}, {4, 2, 17, 17}, {2, 1, 5, 33}, {3, 2, 2, 2}})
+    for (bool outside : {false, true})
+      for (const char* isa : {"generic", "avx2", "avx512"}) {
+        if (!gemm_isa_supported(isa)) continue;
+        set_gemm_isa(isa);
+        const Pool2dDims d = pool2d_dims("MaxPool2d", shape, 2, 2, 0);
+        const size_t size = static_cast<size_t>(shape_numel(shape));
+        const size_t pooled = static_cast<size_t>(d.n * d.c * d.oh * d.ow);
+        const size_t c = static_cast<size_t>(d.c);
+        const auto in = random_floats(size, 94, -2, 3);
+        auto d_out = random_floats(pooled, 95);
+        for (size_t i = 0; i < pooled; i += 5) d_out[i] = -0.0f;
+        const auto gamma = random_floats(c, 96, 0.5, 1.5), beta = random_floats(c, 97);
+        std::vector<float> out(pooled), mean(c), var(c), invstd(c), scale(c);
+        std::vector<int32_t> argmax(pooled);
+        batch_norm_relu_pool_forward_train(out.data(), argmax.data(), mean.data(), var.data(),
+                                           invstd.data(), scale.data(), in.data(), gamma.data(),
+                                           beta.data(), d, 1e-5);
+        if (outside)  // every third output names the first input of the plane's last row
+          for (size_t o = 0; o < pooled; o += 3) argmax[o] = static_cast<int32_t>((d.h - 1) * d.w);
+        std::vector<float> whole(size), d_gamma(c), d_beta(c);
+        batch_norm_relu_pool_backward_train(whole.data(), d_gamma.data(), d_beta.data(),
+                                            d_out.data(), out.data(), argmax.data(), in.data(),
+                                            mean.data(), invstd.data(), gamma.data(), d);
+        std::vector<float> by_sample(size, 7.0f), grads(3 * c), d_gamma2(c), d_beta2(c);
+        batch_norm_relu_pool_backward_params(grads.data(), d_gamma2.data(), d_beta2.data(),
+                                             d_out.data(), out.data(), argmax.data(), in.data(),
+                                             mean.data(), invstd.data(), gamma.data(), d);
+        const size_t sample = size / static_cast<size_t>(d.n);
+        for (int64_t i = 0; i < d.n; ++i)
+          batch_norm_relu_pool_backward_sample(by_sample.data() + i * sample, i, grads.data(),
+                                               d_out.data(), out.data(), argmax.data(), in.data(),
+                                               mean.data(), d);
+        const std::string where = fmt::format("{} {} outside={}", isa, shape_str(shape), outside);
+        EXPECT_EQ(d_gamma2, d_gamma) << where;
+        EXPECT_EQ(d_beta2, d_beta) << where;
+        ASSERT_EQ(by_sample.size(), whole.size());
+        for (size_t k = 0; k < size; ++k)  // bit for bit: -0 and +0 differ
+          ASSERT_EQ(std::signbit(by_sample[k]), std::signbit(whole[k])) << where << " at " << k;
+        EXPECT_EQ(by_sample, whole) << where;
+      }
   set_gemm_isa(saved.c_str());
 }
 
