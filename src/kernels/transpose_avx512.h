@@ -1,7 +1,7 @@
 // transpose_avx512.h — the 16 x 16 in-register transpose of floats, the shuffles it is made
-// of, a vector's lanes summed in a fixed order, and rows of up to 16 sources turned into
-// vectors of 16 lanes and back (private to src/kernels, x86-64 only). Callable from files
-// built for AVX-512 and from functions with target("avx512f").
+// of, a vector's lanes summed in a fixed order, rows of up to 16 sources turned into vectors
+// of 16 lanes and back, and asking for a plane's next lines (private to src/, x86-64 only).
+// Callable from files built for AVX-512 and from functions with target("avx512f").
 #pragma once
 
 #include <immintrin.h>
@@ -10,6 +10,19 @@
 #include <cstdint>
 
 namespace scratchnet::simd {
+
+// Asks for the cache lines of floats [at, at + count) of a plane of `size` floats, those past
+// its end from `next` (the plane the caller does next, of the same size; null for none): for
+// passes over planes from memory, a few rows ahead, where `perf annotate` found the loads (or,
+// with kWrite, the stores) waiting while the hardware prefetchers fell behind.
+template <bool kWrite = false>
+inline void prefetch_ahead(const float* plane, const float* next, int64_t at, int64_t count,
+                           int64_t size) {
+  for (int64_t i = at; i < at + count; i += 16) {
+    const float* p = i < size ? plane + i : next && i < 2 * size ? next + (i - size) : nullptr;
+    if (p) __builtin_prefetch(p, kWrite ? 1 : 0, 3);
+  }
+}
 
 // Lanes [0, count) set, all of them for count >= 16.
 inline __mmask16 lanes_mask(int64_t count) {

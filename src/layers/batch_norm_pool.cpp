@@ -106,13 +106,7 @@ __attribute__((target("avx512f"))) bool normed_backward_plane_2x2(
   int64_t matched = 0;
   for (int64_t oy = 0; oy < d.oh; ++oy) {
     const int64_t o = oy * d.ow;
-    for (int64_t at = (2 * oy + 4) * d.w, end = at + 2 * d.w; at < end; at += 16) {
-      const int64_t plane = d.h * d.w;
-      const float* ahead = at < plane                 ? x + at
-                           : next_x && at < 2 * plane ? next_x + (at - plane)
-                                                      : nullptr;
-      if (ahead) _mm_prefetch(reinterpret_cast<const char*>(ahead), _MM_HINT_T0);
-    }
+    simd::prefetch_ahead(x, next_x, (2 * oy + 4) * d.w, 2 * d.w, d.h * d.w);
     for (int64_t c = 0; c < d.w; c += 16) {  // input columns [c, c + 16) of rows 2oy, 2oy + 1
       const int64_t ox = c / 2;
       const __mmask16 outs = simd::lanes_mask(std::clamp<int64_t>(d.ow - ox, 0, 8));

@@ -42,11 +42,15 @@ bool has_avx512() {
 // greater or NaN), so values and argmax are identical to it. The stores write all 16 lanes
 // where those stay in the plane (masked stores cost more): the lanes past a row's end are
 // outputs that the next stores write again.
+// The input is asked for two row pairs ahead, running on into `next` (the plane after, or
+// null).
 __attribute__((target("avx512f"))) void max_pool_2x2_plane(float* dst, int32_t* win,
-                                                           const float* src, const Pool2dDims& d) {
+                                                           const float* src, const float* next,
+                                                           const Pool2dDims& d) {
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
   for (int64_t oy = 0; oy < d.oh; ++oy) {
+    simd::prefetch_ahead(src, next, (2 * oy + 4) * d.w, 2 * d.w, d.h * d.w);
     const float* r0 = src + 2 * oy * d.w;
     const float* r1 = r0 + d.w;
     for (int64_t ox = 0; ox < d.ow; ox += 16) {
@@ -90,14 +94,17 @@ __attribute__((target("avx512f"))) void max_pool_2x2_plane(float* dst, int32_t* 
 // 0 + g, as the scalar loop adds it (the + 0 turns -0 into +0 as that does). Rows and columns
 // no window covers (odd H or W) are zero. False, with d_in unfinished, when some argmax lies
 // outside its window (never so from the forward): each output then matched no lane.
+// The output rows are asked for (to be written) two row pairs ahead, running on into `next`.
 __attribute__((target("avx512f"))) bool max_pool_2x2_backward_plane(float* d_in, const float* d_out,
                                                                     const int32_t* argmax,
+                                                                    const float* next,
                                                                     const Pool2dDims& d) {
   const __m512i pairs = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
   const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   const __m512 zero = _mm512_setzero_ps();
   int64_t matched = 0;
   for (int64_t oy = 0; oy < d.oh; ++oy) {
+    simd::prefetch_ahead<true>(d_in, next, (2 * oy + 4) * d.w, 2 * d.w, d.h * d.w);
     const float* g = d_out + oy * d.ow;
     const int32_t* at = argmax + oy * d.ow;
     for (int64_t x = 0; x < d.w; x += 16) {  // input columns [x, x + 16) of rows 2oy, 2oy + 1
@@ -126,13 +133,18 @@ __attribute__((target("avx512f"))) bool max_pool_2x2_backward_plane(float* d_in,
 
 #endif
 
+namespace {
+
+// max_pool2d_forward_plane, with `next` the plane the caller pools next (or null).
 template <typename T>
-void max_pool2d_forward_plane(T* out, int32_t* argmax, const T* in, const Pool2dDims& d) {
+void forward_plane(T* out, int32_t* argmax, const T* in, const T* next, const Pool2dDims& d) {
 #if defined(__x86_64__) || defined(_M_X64)
   if constexpr (std::is_same_v<T, float>) {
     if (d.k == 2 && d.stride == 2 && d.padding == 0 && has_avx512())
-      return max_pool_2x2_plane(out, argmax, in, d);
+      return max_pool_2x2_plane(out, argmax, in, next, d);
   }
+#else
+  (void)next;
 #endif
   for (int64_t oy = 0; oy < d.oh; ++oy) {
     for (int64_t ox = 0; ox < d.ow; ++ox) {
@@ -155,19 +167,34 @@ void max_pool2d_forward_plane(T* out, int32_t* argmax, const T* in, const Pool2d
 }
 
 // d_in = 0, then each d_out value is added at the position that won its window, in output
-// order.
+// order. `next`: the plane of d_in the caller writes next (or null).
 template <typename T>
-void max_pool2d_backward_plane(T* d_in, const T* d_out, const int32_t* argmax,
-                               const Pool2dDims& d) {
+void backward_plane(T* d_in, const T* d_out, const int32_t* argmax, const T* next,
+                    const Pool2dDims& d) {
 #if defined(__x86_64__) || defined(_M_X64)
   if constexpr (std::is_same_v<T, float>) {
     if (d.k == 2 && d.stride == 2 && d.padding == 0 && has_avx512() &&
-        max_pool_2x2_backward_plane(d_in, d_out, argmax, d))
+        max_pool_2x2_backward_plane(d_in, d_out, argmax, next, d))
       return;
   }
+#else
+  (void)next;
 #endif
   std::fill(d_in, d_in + d.h * d.w, T(0));
   for (int64_t o = 0; o < d.oh * d.ow; ++o) d_in[argmax[o]] += d_out[o];
+}
+
+}  // namespace
+
+template <typename T>
+void max_pool2d_forward_plane(T* out, int32_t* argmax, const T* in, const Pool2dDims& d) {
+  forward_plane(out, argmax, in, static_cast<const T*>(nullptr), d);
+}
+
+template <typename T>
+void max_pool2d_backward_plane(T* d_in, const T* d_out, const int32_t* argmax,
+                               const Pool2dDims& d) {
+  backward_plane(d_in, d_out, argmax, static_cast<const T*>(nullptr), d);
 }
 
 template <typename T>
@@ -175,8 +202,8 @@ void max_pool2d_forward(T* out, int32_t* argmax, const T* in, const Pool2dDims& 
   const int64_t plane_in = d.h * d.w, plane_out = d.oh * d.ow;
   parallel_for(d.n * d.c, parallel_grain(plane_in), [&](int64_t begin, int64_t end) {
     for (int64_t p = begin; p < end; ++p)
-      max_pool2d_forward_plane(out + p * plane_out, argmax ? argmax + p * plane_out : nullptr,
-                               in + p * plane_in, d);
+      forward_plane(out + p * plane_out, argmax ? argmax + p * plane_out : nullptr,
+                    in + p * plane_in, p + 1 < end ? in + (p + 1) * plane_in : nullptr, d);
   });
 }
 
@@ -187,8 +214,8 @@ void max_pool2d_backward(T* d_in, const T* d_out, const int32_t* argmax, const P
   const int64_t plane_in = d.h * d.w, plane_out = d.oh * d.ow;
   parallel_for(d.n * d.c, parallel_grain(plane_in), [&](int64_t begin, int64_t end) {
     for (int64_t p = begin; p < end; ++p)
-      max_pool2d_backward_plane(d_in + p * plane_in, d_out + p * plane_out, argmax + p * plane_out,
-                                d);
+      backward_plane(d_in + p * plane_in, d_out + p * plane_out, argmax + p * plane_out,
+                     p + 1 < end ? d_in + (p + 1) * plane_in : nullptr, d);
   });
 }
 
