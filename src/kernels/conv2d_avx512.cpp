@@ -76,13 +76,18 @@ inline __mmask16 run_mask(int64_t x0, int64_t off, int64_t w, int64_t ow) {
 }
 
 // Output channels [o0, o1) of one sample from its padded plane xp, then e's epilogue (when
-// given, without a pool).
+// given, without a pool). Each input patch serves all the channels, so the stores go to as
+// many planes at once: each plane's row two rows ahead is asked for, to be written (without
+// that the stores waited on memory; channel by channel, reloading the patches, was 2x slower).
 __attribute__((target("avx512f"))) void forward_sample(float* out, const float* xp,
                                                        const float* weight, const float* bias,
                                                        const Conv2dEpilogue* e, const Conv2dDims& d,
                                                        int64_t o0, int64_t o1) {
   const int64_t wp = d.w + 2 * d.padding, plane = d.oh * d.ow;
-  for (int64_t y = 0; y < d.oh; ++y)
+  for (int64_t y = 0; y < d.oh; ++y) {
+    if (y + 2 < d.oh)
+      for (int64_t oc = o0; oc < o1; ++oc)
+        simd::prefetch_ahead<true>(out + oc * plane, nullptr, (y + 2) * d.ow, d.ow, plane);
     for (int64_t x = 0; x < d.ow; x += kLanes) {
       const __mmask16 m = lanes_mask(d.ow - x);
       __m512 v[kTaps];
@@ -98,6 +103,7 @@ __attribute__((target("avx512f"))) void forward_sample(float* out, const float* 
         _mm512_mask_storeu_ps(dst + oc * plane, m, acc);
       }
     }
+  }
 }
 
 // forward_sample with e's pool: each pair of output rows 32 columns at a time (the vectors of
@@ -147,7 +153,7 @@ __attribute__((target("avx512f"))) void param_grads_sample(float* acc, const flo
                                                            int64_t g_stride, const float* xp,
                                                            const Conv2dDims& d, int64_t o0,
                                                            int64_t o1) {
-  const int64_t wp = d.w + 2 * d.padding;
+  const int64_t wp = d.w + 2 * d.padding, plane = d.oh * d.ow;
   constexpr int kSlots = kTaps + 1;
   for (int64_t o = o0; o < o1; o += 2) {
     const bool pair = o + 1 < o1;
@@ -160,7 +166,11 @@ __attribute__((target("avx512f"))) void param_grads_sample(float* acc, const flo
     }
     const float* g0 = g + (o - o0) * g_stride;
     const float* g1 = pair ? g0 + g_stride : g0;
-    for (int64_t y = 0; y < d.oh; ++y)
+    const float* next0 = o + 2 < o1 ? g0 + 2 * g_stride : nullptr;  // the next pair's planes
+    const float* next1 = o + 3 < o1 ? g1 + 2 * g_stride : nullptr;
+    for (int64_t y = 0; y < d.oh; ++y) {
+      simd::prefetch_ahead(g0, next0, (y + 8) * d.ow, d.ow, plane);
+      if (pair) simd::prefetch_ahead(g1, next1, (y + 8) * d.ow, d.ow, plane);
       for (int64_t x = 0; x < d.ow; x += kLanes) {
         const __mmask16 m = lanes_mask(d.ow - x);
         const __m512 e0 = _mm512_maskz_loadu_ps(m, g0 + y * d.ow + x);
@@ -174,6 +184,7 @@ __attribute__((target("avx512f"))) void param_grads_sample(float* acc, const flo
         s0[kTaps] = _mm512_add_ps(s0[kTaps], e0);
         s1[kTaps] = _mm512_add_ps(s1[kTaps], e1);
       }
+    }
     for (int t = 0; t < kSlots; ++t) {
       _mm512_storeu_ps(a0 + t * kLanes, s0[t]);
       if (pair) _mm512_storeu_ps(a1 + t * kLanes, s1[t]);
