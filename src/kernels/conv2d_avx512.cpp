@@ -85,9 +85,8 @@ __attribute__((target("avx512f"))) void forward_sample(float* out, const float* 
                                                        int64_t o0, int64_t o1) {
   const int64_t wp = d.w + 2 * d.padding, plane = d.oh * d.ow;
   for (int64_t y = 0; y < d.oh; ++y) {
-    if (y + 2 < d.oh)
-      for (int64_t oc = o0; oc < o1; ++oc)
-        simd::prefetch_ahead<true>(out + oc * plane, nullptr, (y + 2) * d.ow, d.ow, plane);
+    for (int64_t oc = o0; oc < o1; ++oc)
+      simd::prefetch_ahead<true>(out + oc * plane, nullptr, (y + 2) * d.ow, d.ow, plane);
     for (int64_t x = 0; x < d.ow; x += kLanes) {
       const __mmask16 m = lanes_mask(d.ow - x);
       __m512 v[kTaps];
