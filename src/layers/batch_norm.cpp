@@ -77,9 +77,9 @@ void batch_norm_backward_eval(T* d_in, T* d_gamma, T* d_beta, const T* d_out, co
       const int64_t offset = ch * spatial;
       const double is = 1.0 / std::sqrt(static_cast<double>(running_var[ch]) + eps);
       if (d_gamma || d_beta) {
-        double sum_dy, sum_dy_xc;
-        backward_sums(sum_dy, sum_dy_xc, d_out + offset, stride, in + offset, stride,
-                      static_cast<double>(running_mean[ch]), n, spatial);
+        double sum_dy = 0, sum_dy_xc = 0;
+        add_backward_sums(sum_dy, sum_dy_xc, d_out + offset, stride, in + offset, stride,
+                          static_cast<double>(running_mean[ch]), n, spatial);
         if (d_beta) d_beta[ch] += static_cast<T>(sum_dy);
         if (d_gamma) d_gamma[ch] += static_cast<T>(sum_dy_xc * is);
       }

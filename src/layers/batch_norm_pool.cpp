@@ -4,8 +4,10 @@
 // pool it, and their backward writes the pool's full-size gradient and reads it back for the
 // batch norm's sums: four trips through memory of the largest activation. Here a channel's
 // batch-norm output is made one plane at a time in a small buffer and pooled at once, and
-// its pooled gradient is spread back into a channel-sized buffer (N * H * W floats, one per
-// thread, reused) that stays in the cache for the sums and the input gradient. Each value
+// its pooled gradient is spread back a few planes at a time into a buffer that stays in L1
+// for the sums (the input gradient then follows sample by sample, inside the convolution's
+// backward), or, when the input gradient is asked for at once, into a channel-sized buffer
+// (N * H * W floats, one per thread, reused) that stays in the cache for both. Each value
 // is computed by the same kernels in the same order as one by one, so the bits are the same.
 #include <algorithm>
 #include <type_traits>
@@ -61,7 +63,7 @@ void normed_grad(T* d_norm, T* d_pool, const T* d_out, const T* out, const int32
   const int64_t spatial = d.h * d.w, pooled = d.oh * d.ow, out_stride = d.c * pooled;
   for (int64_t i = i0; i < i1; ++i) {
     const int64_t at = i * out_stride + ch * pooled;
-    if (i + 1 < i1)  // the next sample's planes, a stride apart the prefetchers do not follow
+    if (i + 1 < d.n)  // the next sample's planes, a stride apart the prefetchers do not follow
       for (int64_t k = 0; k < pooled; k += 64 / sizeof(T)) {
         __builtin_prefetch(d_out + at + out_stride + k);
         __builtin_prefetch(out + at + out_stride + k);
@@ -157,19 +159,32 @@ void backward_channels(T* d_in, T* d_gamma, T* d_beta, T* grads, const T* d_out,
     d_norm.resize(static_cast<size_t>(d.n * spatial));
     d_pool.resize(static_cast<size_t>(d.oh * d.ow));
     for (int64_t ch = c0; ch < c1; ++ch) {
-      normed_grad(d_norm.data(), d_pool.data(), d_out, out, argmax, ch, 0, d.n, d);
       const int64_t offset = ch * spatial;
-      const ChannelGrad<T> g = backward_coefficients(
-          d_gamma ? d_gamma + ch : nullptr, d_beta ? d_beta + ch : nullptr, d_norm.data(), spatial,
-          in + offset, stride, mean[ch], invstd[ch], gamma[ch], d.n, spatial);
+      T* const d_gamma_ch = d_gamma ? d_gamma + ch : nullptr;
+      T* const d_beta_ch = d_beta ? d_beta + ch : nullptr;
       if (d_in) {
+        normed_grad(d_norm.data(), d_pool.data(), d_out, out, argmax, ch, 0, d.n, d);
+        const ChannelGrad<T> g =
+            backward_coefficients(d_gamma_ch, d_beta_ch, d_norm.data(), spatial, in + offset,
+                                  stride, mean[ch], invstd[ch], gamma[ch], d.n, spatial);
         backward_rows(d_in + offset, stride, d_norm.data(), spatial, in + offset, stride, mean[ch],
                       g, d.n, spatial);
-      } else {
-        grads[3 * ch] = g.k;
-        grads[3 * ch + 1] = g.a;
-        grads[3 * ch + 2] = g.b;
+        continue;
       }
+      // Only the sums: kRows samples at a time, their planes of d_norm made and summed while
+      // in L1 (add_backward_sums takes the rows in order, so the bits of one call).
+      double sum_dy = 0, sum_dy_xc = 0;
+      for (int64_t i0 = 0; i0 < d.n; i0 += kRows) {
+        const int64_t i1 = std::min<int64_t>(d.n, i0 + kRows);
+        normed_grad(d_norm.data(), d_pool.data(), d_out, out, argmax, ch, i0, i1, d);
+        add_backward_sums(sum_dy, sum_dy_xc, d_norm.data(), spatial, in + i0 * stride + offset,
+                          stride, static_cast<double>(mean[ch]), i1 - i0, spatial);
+      }
+      const ChannelGrad<T> g = coefficients_from_sums(d_gamma_ch, d_beta_ch, sum_dy, sum_dy_xc,
+                                                      invstd[ch], gamma[ch], d.n * spatial);
+      grads[3 * ch] = g.k;
+      grads[3 * ch + 1] = g.a;
+      grads[3 * ch + 2] = g.b;
     }
   });
 }

@@ -24,6 +24,7 @@
 namespace scratchnet::batch_norm_sums {
 
 constexpr int kLanes = 8;  // independent partial sums, so the reductions vectorise
+constexpr int kRows = 4;   // rows the vector paths sum at once (independent chains)
 
 // The vector path for gemm_isa(): its name is compared only when the set changes (the row
 // helpers ask on every call, thousands of times per training step).
@@ -81,7 +82,6 @@ double term_of(const T* a, const T* b, double center, int64_t s) {
 // multiply-add), so every lane rounds as the scalar code does, and keep lane_sum's kLanes
 // partial sums for four rows at a time (independent chains of additions); each row's sum is
 // added to the total in row order, so the results have the same bits as the scalar loop.
-constexpr int kRows = 4;
 
 // Row pointers for rows i .. i + kRows of a and b; spare chains repeat the last row.
 template <typename T>
@@ -113,9 +113,9 @@ __attribute__((target("avx2"))) inline __m256d term4(const float* a, const float
 template <Term kTerm>
 __attribute__((target("avx2"))) double channel_sum_avx2(const float* a, int64_t a_stride,
                                                         const float* b, int64_t b_stride,
-                                                        double center, int64_t n, int64_t spatial) {
+                                                        double center, int64_t n, int64_t spatial,
+                                                        double total) {
   const __m256d c = _mm256_set1_pd(center);
-  double total = 0;
   for (int64_t i = 0; i < n; i += kRows) {
     const float* ar[kRows];
     const float* br[kRows];
@@ -159,9 +159,8 @@ template <Term kTerm>
 __attribute__((target("avx512f"))) double channel_sum_avx512(const float* a, int64_t a_stride,
                                                              const float* b, int64_t b_stride,
                                                              double center, int64_t n,
-                                                             int64_t spatial) {
+                                                             int64_t spatial, double total) {
   const __m512d c = _mm512_set1_pd(center);
-  double total = 0;
   for (int64_t i = 0; i < n; i += kRows) {
     const float* ar[kRows];
     const float* br[kRows];
@@ -181,6 +180,43 @@ __attribute__((target("avx512f"))) double channel_sum_avx512(const float* a, int
     }
   }
   return total;
+}
+
+// add_backward_sums' two channel sums, sum(dy) and sum(dy * (x - center)), in one pass over
+// the rows of dy and x: each keeps its own partial sums per row in channel_sum_avx512's order,
+// so the bits of the two separate calls, with dy read once.
+__attribute__((target("avx512f"))) inline void add_backward_sums_avx512(
+    double& sum_dy, double& sum_dy_xc, const float* dy, int64_t d_stride, const float* x,
+    int64_t x_stride, double center, int64_t n, int64_t spatial) {
+  const __m512d c = _mm512_set1_pd(center);
+  for (int64_t i = 0; i < n; i += kRows) {
+    const float* dr[kRows];
+    const float* xr[kRows];
+    const int rows = row_block(dr, xr, dy, d_stride, x, x_stride, i, n);
+    __m512d acc_dy[kRows], acc_xc[kRows];
+    for (int r = 0; r < kRows; ++r) acc_dy[r] = acc_xc[r] = _mm512_setzero_pd();
+    int64_t s = 0;
+    for (; s + kLanes <= spatial; s += kLanes)
+      for (int r = 0; r < kRows; ++r) {
+        const __m512d g = _mm512_maskz_cvtps_pd(0xFF, _mm256_loadu_ps(dr[r] + s));
+        const __m512d v = _mm512_maskz_cvtps_pd(0xFF, _mm256_loadu_ps(xr[r] + s));
+        acc_dy[r] = _mm512_add_pd(acc_dy[r], g);
+        acc_xc[r] = _mm512_add_pd(acc_xc[r], _mm512_mul_pd(g, _mm512_sub_pd(v, c)));
+      }
+    for (int r = 0; r < rows; ++r) {
+      alignas(64) double l[kLanes];
+      _mm512_store_pd(l, acc_dy[r]);
+      double v_dy = combine_lanes(l);
+      _mm512_store_pd(l, acc_xc[r]);
+      double v_xc = combine_lanes(l);
+      for (int64_t t = s; t < spatial; ++t) {
+        v_dy += term_of<Term::kValue>(dr[r], xr[r], center, t);
+        v_xc += term_of<Term::kProduct>(dr[r], xr[r], center, t);
+      }
+      sum_dy += v_dy;
+      sum_dy_xc += v_xc;
+    }
+  }
 }
 
 // affine_rows' and backward_train_channel's element-wise rows with AVX-512: the same
@@ -216,21 +252,21 @@ __attribute__((target("avx512f"))) inline void backward_row_avx512(float* dx, co
 
 #endif
 
-// The sum over a channel's N rows (in order) of lane_sum over each row of term_of: row i of
-// a at a + i * a_stride, of b (kProduct only) at b + i * b_stride.
+// total plus the sums, added in row order, over a channel's N rows of lane_sum over each row
+// of term_of: row i of a at a + i * a_stride, of b (kProduct only) at b + i * b_stride. A
+// channel summed in parts, each part's total passed to the next, has the bits of one call.
 template <Term kTerm, typename T>
 double channel_sum(const T* a, int64_t a_stride, const T* b, int64_t b_stride, double center,
-                   int64_t n, int64_t spatial) {
+                   int64_t n, int64_t spatial, double total = 0) {
 #if defined(__x86_64__) || defined(_M_X64)
   if constexpr (std::is_same_v<T, float>) {  // the instruction set the kernels use (gemm.h)
     const VectorPath path = vector_path();
     if (path == VectorPath::kAvx512)
-      return channel_sum_avx512<kTerm>(a, a_stride, b, b_stride, center, n, spatial);
+      return channel_sum_avx512<kTerm>(a, a_stride, b, b_stride, center, n, spatial, total);
     if (path == VectorPath::kAvx2)
-      return channel_sum_avx2<kTerm>(a, a_stride, b, b_stride, center, n, spatial);
+      return channel_sum_avx2<kTerm>(a, a_stride, b, b_stride, center, n, spatial, total);
   }
 #endif
-  double total = 0;
   for (int64_t i = 0; i < n; ++i) {
     const T* ar = a + i * a_stride;
     const T* br = b ? b + i * b_stride : nullptr;
@@ -239,12 +275,21 @@ double channel_sum(const T* a, int64_t a_stride, const T* b, int64_t b_stride, d
   return total;
 }
 
-// The two sums a channel's backward needs: sum(d_out) and sum(d_out * (in - center)).
+// Adds to sum_dy and sum_dy_xc (as channel_sum to its total) the two sums a channel's
+// backward needs: sum(d_out) and sum(d_out * (in - center)).
 template <typename T>
-void backward_sums(double& sum_dy, double& sum_dy_xc, const T* d_out, int64_t d_stride, const T* in,
-                   int64_t in_stride, double center, int64_t n, int64_t spatial) {
-  sum_dy = channel_sum<Term::kValue, T>(d_out, d_stride, nullptr, 0, 0.0, n, spatial);
-  sum_dy_xc = channel_sum<Term::kProduct, T>(d_out, d_stride, in, in_stride, center, n, spatial);
+void add_backward_sums(double& sum_dy, double& sum_dy_xc, const T* d_out, int64_t d_stride,
+                       const T* in, int64_t in_stride, double center, int64_t n, int64_t spatial) {
+#if defined(__x86_64__) || defined(_M_X64)
+  if constexpr (std::is_same_v<T, float>) {
+    if (vector_path() == VectorPath::kAvx512)
+      return add_backward_sums_avx512(sum_dy, sum_dy_xc, d_out, d_stride, in, in_stride, center, n,
+                                      spatial);
+  }
+#endif
+  sum_dy = channel_sum<Term::kValue, T>(d_out, d_stride, nullptr, 0, 0.0, n, spatial, sum_dy);
+  sum_dy_xc =
+      channel_sum<Term::kProduct, T>(d_out, d_stride, in, in_stride, center, n, spatial, sum_dy_xc);
 }
 
 // The batch statistics of one channel, rows at in + i * stride: *mean, *var (biased) and
@@ -298,6 +343,17 @@ struct ChannelGrad {
   T k, a, b;
 };
 
+// backward_coefficients from add_backward_sums' two sums over `count` values.
+template <typename T>
+ChannelGrad<T> coefficients_from_sums(T* d_gamma, T* d_beta, double sum_dy, double sum_dy_xc,
+                                      T invstd, T gamma, int64_t count) {
+  const double is = static_cast<double>(invstd), total = static_cast<double>(count);
+  if (d_beta) *d_beta += static_cast<T>(sum_dy);
+  if (d_gamma) *d_gamma += static_cast<T>(sum_dy_xc * is);
+  return {static_cast<T>(static_cast<double>(gamma) * is), static_cast<T>(sum_dy / total),
+          static_cast<T>(sum_dy_xc * is * is / total)};
+}
+
 // The first half of the training backward of one channel (batch_norm_backward_train), its
 // gradient rows at d_out + i * d_stride and its input rows at in + i * stride: adds to
 // *d_beta and *d_gamma (either may be null) and returns k = gamma * invstd, a = mean(d_out)
@@ -306,15 +362,10 @@ template <typename T>
 ChannelGrad<T> backward_coefficients(T* d_gamma, T* d_beta, const T* d_out, int64_t d_stride,
                                      const T* in, int64_t stride, T mean, T invstd, T gamma,
                                      int64_t n, int64_t spatial) {
-  const double count = static_cast<double>(n * spatial);
-  const double is = static_cast<double>(invstd);
-  double sum_dy, sum_dy_xc;
-  backward_sums(sum_dy, sum_dy_xc, d_out, d_stride, in, stride, static_cast<double>(mean), n,
-                spatial);
-  if (d_beta) *d_beta += static_cast<T>(sum_dy);
-  if (d_gamma) *d_gamma += static_cast<T>(sum_dy_xc * is);
-  return {static_cast<T>(static_cast<double>(gamma) * is), static_cast<T>(sum_dy / count),
-          static_cast<T>(sum_dy_xc * is * is / count)};
+  double sum_dy = 0, sum_dy_xc = 0;
+  add_backward_sums(sum_dy, sum_dy_xc, d_out, d_stride, in, stride, static_cast<double>(mean), n,
+                    spatial);
+  return coefficients_from_sums(d_gamma, d_beta, sum_dy, sum_dy_xc, invstd, gamma, n * spatial);
 }
 
 // The second half: d_in's n rows (at d_in + i * d_in_stride) = k * (d_out - a - (x - mean) * b).
