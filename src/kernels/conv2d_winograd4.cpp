@@ -159,6 +159,12 @@ __attribute__((target("avx512f"))) void output_transform4(float* out, const floa
       const Group4 g = group4(s, gi);
       const float* src = mm + o * s.t_chunk + t0 + g.y * s.tx + g.x;
       const __mmask16 load = lanes_mask(g.count);
+      if (g.pairs && !pool) {  // the next row pair's rows (of this plane or the next), to write
+        const int64_t plane = s.oh * s.ow;
+        simd::prefetch_ahead<true>(out + o * plane,
+                                   o + 1 < s.outs ? out + (o + 1) * plane : nullptr,
+                                   4 * (g.y + 2) * s.ow, 8 * s.ow, plane);
+      }
       __m512 r[4][6];  // A^T M
       a6_columns(r, src, plane_m, load);
       __m512 yk[4][4];  // (A^T M A) row i: output column 4 l + k in lane l of yk[i][k]
@@ -204,11 +210,25 @@ __attribute__((target("avx512f"))) void input_grad_transform4(float* dx, const f
   const __m512i pair_idx = interleave_index(0), quad_lo = quad_index(0), quad_hi = quad_index(1);
   const __m512 zero = _mm512_setzero_ps();
   const int64_t plane_p = s.planes * s.t_chunk;
+  // With row pairs (groups4) the tile rows come in order, and patch rows 4-5 of one are patch
+  // rows 0-1 of the next: those rows' sums go on to the next tile row in `carry` (whole-vector
+  // stores and loads, which the store buffer forwards) instead of through dx (a masked load
+  // of what a masked store just wrote waits for the store to reach the cache).
+  alignas(64) float carry[2][3][16];
   for (int64_t c = 0; c < s.planes; ++c)
     for (int64_t gi = 0; gi < groups4(s); ++gi) {
       const Group4 g = group4(s, gi);
       const float* src = p + c * s.t_chunk + t0 + g.y * s.tx + g.x;
       const __mmask16 load = lanes_mask(g.count);
+      if (g.pairs) {  // the rows the next row pair reaches first, of dx and x (from memory)
+        const int64_t plane = s.h * s.w, next = c + 1 < s.planes ? (c + 1) * plane : -1;
+        const int64_t at = std::max<int64_t>(0, 4 * g.y + 9 - s.pad) * s.w;
+        simd::prefetch_ahead<true>(dx + c * plane, next < 0 ? nullptr : dx + next, at, 8 * s.w,
+                                   plane);
+        if (relu_x)
+          simd::prefetch_ahead(relu_x + c * plane, next < 0 ? nullptr : relu_x + next, at, 8 * s.w,
+                               plane);
+      }
       __m512 t[6][6];  // B dV, column by column
 #pragma GCC unroll 6
       for (int j = 0; j < 6; ++j) {
@@ -249,6 +269,7 @@ __attribute__((target("avx512f"))) void input_grad_transform4(float* dx, const f
           const int64_t r = 4 * y + i - s.pad, c0 = 4 * x - s.pad;
           if (r < 0 || r >= s.h) continue;
           const bool whole = i < 2 && y > 0, left = x > 0;
+          const bool carried = g.pairs && whole, carry_on = g.pairs && i >= 4 && y + 1 < s.ty;
           float* row = dx + (c * s.h + r) * s.w + c0;
           const float* x_row = relu_x ? relu_x + (c * s.h + r) * s.w + c0 : nullptr;
           const int64_t end = std::min<int64_t>(cols, s.w - c0);  // past the plane's columns
@@ -258,13 +279,18 @@ __attribute__((target("avx512f"))) void input_grad_transform4(float* dx, const f
             const __mmask16 earlier = whole ? m : (k == 0 && left ? m & 0x3 : 0);
             // No load where nothing was written yet: a fully masked load still waits for its
             // cache line, and the row's first store is the line's first touch in the chunk.
-            const __m512 before = earlier ? _mm512_maskz_loadu_ps(earlier, row + 16 * k) : zero;
+            const __m512 before = carried   ? _mm512_load_ps(carry[i][k])
+                                  : earlier ? _mm512_maskz_loadu_ps(earlier, row + 16 * k)
+                                            : zero;
             __m512 sum = _mm512_add_ps(before, v[k]);
             if (x_row)  // zero where x <= 0 (or NaN), at every store: the last one's is final
               sum = _mm512_maskz_mov_ps(
                   _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(m, x_row + 16 * k), zero, _CMP_GT_OQ),
                   sum);
-            _mm512_mask_storeu_ps(row + 16 * k, m, sum);
+            if (carry_on)  // as dx would give it back: lanes outside m read as 0
+              _mm512_store_ps(carry[i - 4][k], _mm512_maskz_mov_ps(m, sum));
+            else
+              _mm512_mask_storeu_ps(row + 16 * k, m, sum);
           }
         }
       }
