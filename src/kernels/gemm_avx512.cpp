@@ -125,15 +125,22 @@ void slices(const Block& k) {
 }
 
 // dst panels (kc, kNr) of B(p, j) = b[j * ldb + p], j < n. Lanes past n are left unset: the
-// tiles mask them on load.
+// tiles mask them on load. While 16 rows of b are read, the next 16 are asked for, line by
+// line (or, after the last, the same rows' next kc columns, the next K block's): the rows'
+// pieces of kc floats are too short for the hardware prefetchers to catch on.
 void pack_b_trans(float* dst, const float* b, int64_t ldb, int64_t kc, int64_t n) {
   for (int64_t g = 0; g * 16 < n; ++g) {  // 16 columns of B (rows of b) at a time
     float* out = dst + (g / 3) * kc * kNr + (g % 3) * 16;
     const int64_t rows = min64(16, n - g * 16);
     const float* src = b + g * 16 * ldb;
+    const bool last = (g + 1) * 16 >= n;
+    const float* next = last ? b + kc : src + 16 * ldb;
+    const int64_t next_rows = last ? min64(16, n) : min64(16, n - (g + 1) * 16);
     for (int64_t p0 = 0; p0 < kc; p0 += 16) {
       const int64_t depth = min64(16, kc - p0);
       const __mmask16 mask = lanes_mask(depth);
+      for (int64_t i = 0; i < next_rows; ++i)
+        _mm_prefetch(reinterpret_cast<const char*>(next + i * ldb + p0), _MM_HINT_T0);
       __m512 r[16];
       for (int i = 0; i < 16; ++i)
         r[i] = i < rows ? _mm512_maskz_loadu_ps(mask, src + i * ldb + p0) : _mm512_setzero_ps();

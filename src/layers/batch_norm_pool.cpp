@@ -178,7 +178,7 @@ void backward_channels(T* d_in, T* d_gamma, T* d_beta, T* grads, const T* d_out,
         const int64_t i1 = std::min<int64_t>(d.n, i0 + kRows);
         normed_grad(d_norm.data(), d_pool.data(), d_out, out, argmax, ch, i0, i1, d);
         add_backward_sums(sum_dy, sum_dy_xc, d_norm.data(), spatial, in + i0 * stride + offset,
-                          stride, static_cast<double>(mean[ch]), i1 - i0, spatial);
+                          stride, static_cast<double>(mean[ch]), i1 - i0, spatial, d.n - i1);
       }
       const ChannelGrad<T> g = coefficients_from_sums(d_gamma_ch, d_beta_ch, sum_dy, sum_dy_xc,
                                                       invstd[ch], gamma[ch], d.n * spatial);

@@ -184,20 +184,26 @@ __attribute__((target("avx512f"))) double channel_sum_avx512(const float* a, int
 
 // add_backward_sums' two channel sums, sum(dy) and sum(dy * (x - center)), in one pass over
 // the rows of dy and x: each keeps its own partial sums per row in channel_sum_avx512's order,
-// so the bits of the two separate calls, with dy read once.
+// so the bits of the two separate calls, with dy read once. The next kRows rows of x (of
+// these n and the x_after that follow) are asked for a line at a time along the way: rows a
+// stride apart, from memory, which the hardware prefetchers do not follow.
 __attribute__((target("avx512f"))) inline void add_backward_sums_avx512(
     double& sum_dy, double& sum_dy_xc, const float* dy, int64_t d_stride, const float* x,
-    int64_t x_stride, double center, int64_t n, int64_t spatial) {
+    int64_t x_stride, double center, int64_t n, int64_t spatial, int64_t x_after) {
   const __m512d c = _mm512_set1_pd(center);
   for (int64_t i = 0; i < n; i += kRows) {
     const float* dr[kRows];
     const float* xr[kRows];
     const int rows = row_block(dr, xr, dy, d_stride, x, x_stride, i, n);
+    const int64_t ahead = std::min<int64_t>(kRows, n + x_after - i - kRows);
     __m512d acc_dy[kRows], acc_xc[kRows];
     for (int r = 0; r < kRows; ++r) acc_dy[r] = acc_xc[r] = _mm512_setzero_pd();
     int64_t s = 0;
     for (; s + kLanes <= spatial; s += kLanes)
       for (int r = 0; r < kRows; ++r) {
+        if (r < ahead && s % 16 == 0)
+          _mm_prefetch(reinterpret_cast<const char*>(x + (i + kRows + r) * x_stride + s),
+                       _MM_HINT_T0);
         const __m512d g = _mm512_maskz_cvtps_pd(0xFF, _mm256_loadu_ps(dr[r] + s));
         const __m512d v = _mm512_maskz_cvtps_pd(0xFF, _mm256_loadu_ps(xr[r] + s));
         acc_dy[r] = _mm512_add_pd(acc_dy[r], g);
@@ -276,16 +282,20 @@ double channel_sum(const T* a, int64_t a_stride, const T* b, int64_t b_stride, d
 }
 
 // Adds to sum_dy and sum_dy_xc (as channel_sum to its total) the two sums a channel's
-// backward needs: sum(d_out) and sum(d_out * (in - center)).
+// backward needs: sum(d_out) and sum(d_out * (in - center)). in_after: how many rows of in
+// follow the n at the same stride (the caller's next call), to be read from memory ahead.
 template <typename T>
 void add_backward_sums(double& sum_dy, double& sum_dy_xc, const T* d_out, int64_t d_stride,
-                       const T* in, int64_t in_stride, double center, int64_t n, int64_t spatial) {
+                       const T* in, int64_t in_stride, double center, int64_t n, int64_t spatial,
+                       int64_t in_after = 0) {
 #if defined(__x86_64__) || defined(_M_X64)
   if constexpr (std::is_same_v<T, float>) {
     if (vector_path() == VectorPath::kAvx512)
       return add_backward_sums_avx512(sum_dy, sum_dy_xc, d_out, d_stride, in, in_stride, center, n,
-                                      spatial);
+                                      spatial, in_after);
   }
+#else
+  (void)in_after;
 #endif
   sum_dy = channel_sum<Term::kValue, T>(d_out, d_stride, nullptr, 0, 0.0, n, spatial, sum_dy);
   sum_dy_xc =
