@@ -303,10 +303,17 @@ void filter_grad_transform(float* d_weight, const float* du, int64_t outs, int64
     }
 }
 
+// input_transform for one sample x (planes, h, w): padded first, into padded_planes.
+void input_transform_padding(float* v, int64_t t0, const float* x, const Shape3& s) {
+  float* xp = padded_planes(s);
+  pad_sample(xp, x, s);
+  input_transform(v, t0, xp, s);
+}
+
 // The transforms of F(2x2, 3x3) (m = 2, this file) or F(4x4, 3x3) (m = 4,
-// conv2d_winograd4.cpp).
+// conv2d_winograd4.cpp); the input transform from one sample's planes (planes, h, w).
 struct Transforms {
-  void (*input)(float* v, int64_t t0, const float* xp, const Shape3& s);
+  void (*input)(float* v, int64_t t0, const float* x, const Shape3& s);
   void (*output)(float* out, const float* mm, int64_t t0, const float* bias,
                  const Conv2dEpilogue* e, const Shape3& s);
   void (*grad)(float* gt, int64_t t0, const float* dy, const Shape3& s);
@@ -317,8 +324,8 @@ struct Transforms {
 };
 
 const Transforms& transforms(const Shape3& s) {
-  static const Transforms f2{input_transform, output_transform, grad_transform, filter_transform,
-                             filter_grad_transform};
+  static const Transforms f2{input_transform_padding, output_transform, grad_transform,
+                             filter_transform, filter_grad_transform};
   static const Transforms f4{input_transform4, output_transform4, grad_transform4,
                              filter_transform4, filter_grad_transform4};
   return s.m == 4 ? f4 : f2;
@@ -328,17 +335,14 @@ const Transforms& transforms(const Shape3& s) {
 void run_chunk(float* out, const float* in, const float* u, const float* bias,
                const Conv2dEpilogue* e, int64_t s0, int64_t count, bool parallel_products,
                const Shape3& s) {
-  float* xp = padded_planes(s);
   float* v = scratch(kV, s.positions * s.planes * s.t_chunk);  // (positions, planes, t_chunk)
   float* mm = scratch(kM, s.positions * s.outs * s.t_chunk);   // (positions, outs, t_chunk)
   const int64_t t_used = count * s.tiles, in_size = s.planes * s.h * s.w;
   if (s.lanes) {
-    input_transform4_lanes(v, xp, in + s0 * in_size, count, s);
+    input_transform4_lanes(v, padded_planes(s), in + s0 * in_size, count, s);
   } else {
-    for (int64_t k = 0; k < count; ++k) {
-      pad_sample(xp, in + (s0 + k) * in_size, s);
-      transforms(s).input(v, k * s.tiles, xp, s);
-    }
+    for (int64_t k = 0; k < count; ++k)
+      transforms(s).input(v, k * s.tiles, in + (s0 + k) * in_size, s);
   }
   for (int xi = 0; xi < s.positions; ++xi) {
     const GemmArgs g{.trans_a = true,
@@ -424,7 +428,7 @@ void backward_chunks(const GroupOut& out, const float* u, const float* d_out, co
   float* v = scratch(kV, s.positions * s.planes * s.t_chunk);  // (positions, planes, t_chunk)
   float* gt = scratch(kM, s.positions * s.outs * s.t_chunk);   // (positions, outs, t_chunk)
   const int64_t in_size = s.planes * s.h * s.w, out_size = s.outs * s.oh * s.ow;
-  float* xp = padded_planes(s);
+  float* xp = s.lanes ? padded_planes(s) : nullptr;
   float* dyp = s.lanes ? lanes_grad_planes(s) : nullptr;
   const auto* fill = out.fusion && out.fusion->fill ? &out.fusion->fill : nullptr;
   float* dy = fill ? scratch(kOutGrad, out_size) : nullptr;  // one sample's (outs, oh, ow)
@@ -435,10 +439,7 @@ void backward_chunks(const GroupOut& out, const float* u, const float* d_out, co
       grad_transform4_lanes(gt, dyp, d_out + s0 * out_size, count, s);
     } else {
       for (int64_t k = 0; k < count; ++k) {
-        if (out.du) {
-          pad_sample(xp, in + (s0 + k) * in_size, s);
-          transforms(s).input(v, k * s.tiles, xp, s);
-        }
+        if (out.du) transforms(s).input(v, k * s.tiles, in + (s0 + k) * in_size, s);
         if (fill) (*fill)(dy, s0 + k);
         transforms(s).grad(gt, k * s.tiles, fill ? dy : d_out + (s0 + k) * out_size, s);
       }

@@ -132,8 +132,10 @@ __attribute__((target("avx512f"))) inline void b6t(__m512 o[6], const __m512 z[6
 }
 
 // F(4x4, 3x3)'s transforms (conv2d_winograd4.cpp), each with the contract of its F(2x2, 3x3)
-// counterpart in conv2d_winograd.cpp on 4x4 tiles: V, M and G have 36 positions.
-void input_transform4(float* v, int64_t t0, const float* xp, const Shape3& s);
+// counterpart in conv2d_winograd.cpp on 4x4 tiles: V, M and G have 36 positions. The input
+// transform reads the sample's planes x (planes, h, w) as they are, the padding being zeros
+// it makes (the F(2x2, 3x3) one reads them padded).
+void input_transform4(float* v, int64_t t0, const float* x, const Shape3& s);
 void output_transform4(float* out, const float* mm, int64_t t0, const float* bias,
                        const Conv2dEpilogue* e, const Shape3& s);
 void grad_transform4(float* gt, int64_t t0, const float* dy, const Shape3& s);

@@ -57,12 +57,16 @@ __attribute__((target("avx512f"))) inline __m512i pack_index(int lower) {
 }
 
 // out[j] for j < count (at most 4): columns j .. j + 28 step 4 of the 32 floats at `row`
-// (those past `avail` read as 0) in lanes 0-7.
+// (those before `skip` or from `avail` on read as 0, and are not read) in lanes 0-7.
 __attribute__((target("avx512f"))) inline void every4(__m512* out, int count, const float* row,
-                                                      int64_t avail) {
+                                                      int64_t avail, int64_t skip = 0) {
   const __m512i idx = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28);
-  const __m512 q0 = _mm512_maskz_loadu_ps(lanes_mask(std::max<int64_t>(0, avail)), row);
-  const __m512 q1 = _mm512_maskz_loadu_ps(lanes_mask(std::max<int64_t>(0, avail - 16)), row + 16);
+  const auto mask = [&](int64_t from) {
+    return static_cast<__mmask16>(lanes_mask(std::max<int64_t>(0, avail - from)) &
+                                  ~lanes_mask(std::max<int64_t>(0, skip - from)));
+  };
+  const __m512 q0 = _mm512_maskz_loadu_ps(mask(0), row);
+  const __m512 q1 = _mm512_maskz_loadu_ps(mask(16), row + 16);
   for (int j = 0; j < count; ++j)
     out[j] = _mm512_permutex2var_ps(q0, _mm512_add_epi32(idx, _mm512_set1_epi32(j)), q1);
 }
@@ -96,28 +100,40 @@ __attribute__((target("avx512f"))) inline __m512 up4(__m512 a, __m512 b) {
 
 }  // namespace
 
-// V (36, planes, t_chunk) columns [t0, t0 + tiles) for one padded sample xp (Group4 lanes).
-__attribute__((target("avx512f"))) void input_transform4(float* v, int64_t t0, const float* xp,
+// V (36, planes, t_chunk) columns [t0, t0 + tiles) for one sample x (planes, h, w), read in
+// place: patches reaching into the padding take zeros there (Group4 lanes). The rows the
+// next row pair reaches first are asked for ahead: they come from memory.
+__attribute__((target("avx512f"))) void input_transform4(float* v, int64_t t0, const float* x,
                                                          const Shape3& s) {
-  const int64_t plane_v = s.planes * s.t_chunk;
+  const int64_t plane_v = s.planes * s.t_chunk, plane = s.h * s.w;
+  const __m512 zero = _mm512_setzero_ps();
+  // The patch columns of x's row r from column c0 on (c0 < 0 and columns past w: padding).
+  const auto patch_row = [&](__m512* out, const float* x_plane, int64_t r, int64_t c0) {
+    if (r < 0 || r >= s.h) {
+      for (int j = 0; j < 6; ++j) out[j] = zero;
+      return;
+    }
+    const float* row = x_plane + r * s.w + c0;
+    every4(out, 4, row, s.w - c0, -c0);
+    every4(out + 4, 2, row + 4, s.w - c0 - 4, -c0 - 4);
+  };
   for (int64_t c = 0; c < s.planes; ++c)
     for (int64_t gi = 0; gi < groups4(s); ++gi) {
       const Group4 g = group4(s, gi);
-      const float* lo = xp + (c * s.hp + 4 * g.y) * s.wp + 4 * g.x;
-      const float* hi = g.pairs ? lo + 4 * s.wp : lo + 32;
-      const int64_t avail_lo = s.wp - 4 * g.x, avail_hi = g.pairs ? avail_lo : avail_lo - 32;
+      const float* x_plane = x + c * plane;
+      if (g.pairs)
+        simd::prefetch_ahead(x_plane, c + 1 < s.planes ? x_plane + plane : nullptr,
+                             std::max<int64_t>(0, 4 * g.y + 10 - s.pad) * s.w, 8 * s.w, plane);
+      const int64_t r_lo = 4 * g.y - s.pad, c_lo = 4 * g.x - s.pad;  // patch (0, 0) in x
+      const int64_t r_hi = g.pairs ? r_lo + 4 : r_lo, c_hi = g.pairs ? c_lo : c_lo + 32;
       const bool has_hi = g.upper > 0;
       const __m512i pack = pack_index(g.lower);
       __m512 d[6][6];
 #pragma GCC unroll 6
       for (int i = 0; i < 6; ++i) {
         __m512 a[6], b[6];  // patch columns 0-5 of the tiles in lanes 0-7 of a, of b
-        every4(a, 4, lo + i * s.wp, avail_lo);
-        every4(a + 4, 2, lo + i * s.wp + 4, avail_lo - 4);
-        if (has_hi) {
-          every4(b, 4, hi + i * s.wp, avail_hi);
-          every4(b + 4, 2, hi + i * s.wp + 4, avail_hi - 4);
-        }
+        patch_row(a, x_plane, r_lo + i, c_lo);
+        if (has_hi) patch_row(b, x_plane, r_hi + i, c_hi);
         for (int j = 0; j < 6; ++j)
           d[i][j] = has_hi ? _mm512_permutex2var_ps(a[j], pack, b[j]) : a[j];
       }
