@@ -57,18 +57,24 @@ __attribute__((target("avx512f"))) inline __m512i pack_index(int lower) {
 }
 
 // out[j] for j < count (at most 4): columns j .. j + 28 step 4 of the 32 floats at `row`
-// (those before `skip` or from `avail` on read as 0, and are not read) in lanes 0-7.
-__attribute__((target("avx512f"))) inline void every4(__m512* out, int count, const float* row,
-                                                      int64_t avail, int64_t skip = 0) {
+// in lanes 0-7; the lanes outside m0 (of row[0, 16)) and m1 (of row[16, 32)) read as 0 and
+// are not read.
+__attribute__((target("avx512f"), always_inline)) inline void every4_masked(__m512* out, int count,
+                                                                            const float* row,
+                                                                            __mmask16 m0,
+                                                                            __mmask16 m1) {
   const __m512i idx = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28);
-  const auto mask = [&](int64_t from) {
-    return static_cast<__mmask16>(lanes_mask(std::max<int64_t>(0, avail - from)) &
-                                  ~lanes_mask(std::max<int64_t>(0, skip - from)));
-  };
-  const __m512 q0 = _mm512_maskz_loadu_ps(mask(0), row);
-  const __m512 q1 = _mm512_maskz_loadu_ps(mask(16), row + 16);
+  const __m512 q0 = _mm512_maskz_loadu_ps(m0, row);
+  const __m512 q1 = _mm512_maskz_loadu_ps(m1, row + 16);
   for (int j = 0; j < count; ++j)
     out[j] = _mm512_permutex2var_ps(q0, _mm512_add_epi32(idx, _mm512_set1_epi32(j)), q1);
+}
+
+// every4_masked with the floats from `avail` on read as 0.
+__attribute__((target("avx512f"))) inline void every4(__m512* out, int count, const float* row,
+                                                      int64_t avail) {
+  every4_masked(out, count, row, lanes_mask(std::max<int64_t>(0, avail)),
+                lanes_mask(std::max<int64_t>(0, avail - 16)));
 }
 
 // z[0..5] = G (a, b, c) over the planes: column (a, b, c) of a 3x3 filter, one per plane.
@@ -100,23 +106,42 @@ __attribute__((target("avx512f"))) inline __m512 up4(__m512 a, __m512 b) {
 
 }  // namespace
 
+// The masks of patch_row's loads for patches from column c0 of rows w wide (c0 < 0 in the
+// padding): the row's columns among the 32 floats from c0 and the 32 from c0 + 4.
+struct PatchMasks {
+  __mmask16 m[4];
+};
+
+inline PatchMasks patch_masks(int64_t c0, int64_t w) {
+  const auto on_row = [&](int64_t from) {
+    return static_cast<__mmask16>(lanes_mask(std::max<int64_t>(0, w - c0 - from)) &
+                                  ~lanes_mask(std::max<int64_t>(0, -c0 - from)));
+  };
+  return {{on_row(0), on_row(16), on_row(4), on_row(20)}};
+}
+
+// out[j] = patch column j of the 8 tiles whose patches start at column c0 of row r of the
+// plane (h, w) x_plane (masks: patch_masks(c0, w)), zeros outside it (the padding).
+__attribute__((target("avx512f"), always_inline)) inline void patch_row(__m512 out[6],
+                                                                        const float* x_plane,
+                                                                        int64_t r, int64_t c0,
+                                                                        const PatchMasks& pm,
+                                                                        const Shape3& s) {
+  if (r < 0 || r >= s.h) {
+    for (int j = 0; j < 6; ++j) out[j] = _mm512_setzero_ps();
+    return;
+  }
+  const float* row = x_plane + r * s.w + c0;
+  every4_masked(out, 4, row, pm.m[0], pm.m[1]);
+  every4_masked(out + 4, 2, row + 4, pm.m[2], pm.m[3]);
+}
+
 // V (36, planes, t_chunk) columns [t0, t0 + tiles) for one sample x (planes, h, w), read in
 // place: patches reaching into the padding take zeros there (Group4 lanes). The rows the
 // next row pair reaches first are asked for ahead: they come from memory.
 __attribute__((target("avx512f"))) void input_transform4(float* v, int64_t t0, const float* x,
                                                          const Shape3& s) {
   const int64_t plane_v = s.planes * s.t_chunk, plane = s.h * s.w;
-  const __m512 zero = _mm512_setzero_ps();
-  // The patch columns of x's row r from column c0 on (c0 < 0 and columns past w: padding).
-  const auto patch_row = [&](__m512* out, const float* x_plane, int64_t r, int64_t c0) {
-    if (r < 0 || r >= s.h) {
-      for (int j = 0; j < 6; ++j) out[j] = zero;
-      return;
-    }
-    const float* row = x_plane + r * s.w + c0;
-    every4(out, 4, row, s.w - c0, -c0);
-    every4(out + 4, 2, row + 4, s.w - c0 - 4, -c0 - 4);
-  };
   for (int64_t c = 0; c < s.planes; ++c)
     for (int64_t gi = 0; gi < groups4(s); ++gi) {
       const Group4 g = group4(s, gi);
@@ -128,12 +153,13 @@ __attribute__((target("avx512f"))) void input_transform4(float* v, int64_t t0, c
       const int64_t r_hi = g.pairs ? r_lo + 4 : r_lo, c_hi = g.pairs ? c_lo : c_lo + 32;
       const bool has_hi = g.upper > 0;
       const __m512i pack = pack_index(g.lower);
+      const PatchMasks m_lo = patch_masks(c_lo, s.w), m_hi = patch_masks(c_hi, s.w);
       __m512 d[6][6];
 #pragma GCC unroll 6
       for (int i = 0; i < 6; ++i) {
         __m512 a[6], b[6];  // patch columns 0-5 of the tiles in lanes 0-7 of a, of b
-        patch_row(a, x_plane, r_lo + i, c_lo);
-        if (has_hi) patch_row(b, x_plane, r_hi + i, c_hi);
+        patch_row(a, x_plane, r_lo + i, c_lo, m_lo, s);
+        if (has_hi) patch_row(b, x_plane, r_hi + i, c_hi, m_hi, s);
         for (int j = 0; j < 6; ++j)
           d[i][j] = has_hi ? _mm512_permutex2var_ps(a[j], pack, b[j]) : a[j];
       }
