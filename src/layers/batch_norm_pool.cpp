@@ -95,8 +95,10 @@ struct NormedRow {
 // (backward_row_avx512), all in registers: the same operations per value, so the same bits,
 // without the plane of d_norm written and read back. x's rows are asked for two row pairs
 // ahead, running on into next_x (the plane the caller does next; null for none): without
-// that, half of this pass's time went to waiting for x from memory (one thread, `bn`). False,
-// with d_in unfinished, when some argmax lies outside its window (never so from the forward).
+// that, half of this pass's time went to waiting for x from memory (one thread, `bn`). With
+// next_x, the pooled planes that follow d_out, out and argmax (the next channel's) are asked
+// for one plane ahead. False, with d_in unfinished, when some argmax lies outside its window
+// (never so from the forward).
 __attribute__((target("avx512f"))) bool normed_backward_plane_2x2(
     float* d_in, const float* d_out, const float* out, const int32_t* argmax, const float* x,
     const float* next_x, float mean, const ChannelGrad<float>& g, const Pool2dDims& d) {
@@ -105,10 +107,17 @@ __attribute__((target("avx512f"))) bool normed_backward_plane_2x2(
   const __m512 zero = _mm512_setzero_ps();
   const NormedRow rows{
       d_in, x, _mm512_set1_ps(g.k), _mm512_set1_ps(g.a), _mm512_set1_ps(g.b), _mm512_set1_ps(mean)};
+  const int64_t pooled = d.oh * d.ow;
   int64_t matched = 0;
   for (int64_t oy = 0; oy < d.oh; ++oy) {
     const int64_t o = oy * d.ow;
     simd::prefetch_ahead(x, next_x, (2 * oy + 4) * d.w, 2 * d.w, d.h * d.w);
+    if (next_x)
+      for (int64_t k = 0; k < d.ow; k += 16) {
+        _mm_prefetch(reinterpret_cast<const char*>(out + o + pooled + k), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(d_out + o + pooled + k), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(argmax + o + pooled + k), _MM_HINT_T0);
+      }
     for (int64_t c = 0; c < d.w; c += 16) {  // input columns [c, c + 16) of rows 2oy, 2oy + 1
       const int64_t ox = c / 2;
       const __mmask16 outs = simd::lanes_mask(std::clamp<int64_t>(d.ow - ox, 0, 8));
@@ -130,7 +139,7 @@ __attribute__((target("avx512f"))) bool normed_backward_plane_2x2(
   }
   for (int64_t at = 2 * d.oh * d.w; at < d.h * d.w; at += 16)  // an odd last row: no window
     rows.store(at, simd::lanes_mask(d.h * d.w - at), zero);
-  return matched == d.oh * d.ow;
+  return matched == pooled;
 }
 
 #endif

@@ -226,14 +226,17 @@ __attribute__((target("avx512f"))) inline void add_backward_sums_avx512(
 }
 
 // affine_rows' and backward_train_channel's element-wise rows with AVX-512: the same
-// operations in the same order per value (no fused multiply-add), so the same bits.
+// operations in the same order per value (no fused multiply-add), so the same bits. The
+// affine row asks for next_y's lines as it goes (the next row to write, a stride away; null
+// for none).
 __attribute__((target("avx512f"))) inline void affine_row_avx512(float* y, const float* x,
                                                                  float center, float scale,
                                                                  float shift, int64_t len,
-                                                                 bool relu) {
+                                                                 bool relu, const float* next_y) {
   const __m512 c = _mm512_set1_ps(center), sc = _mm512_set1_ps(scale), sh = _mm512_set1_ps(shift);
   const __m512 zero = _mm512_setzero_ps();
   for (int64_t s = 0; s < len; s += 16) {
+    if (next_y) __builtin_prefetch(next_y + s, 1, 3);
     const __mmask16 m = len - s >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (len - s)) - 1u);
     __m512 v = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + s), c);
     v = _mm512_add_ps(_mm512_mul_ps(v, sc), sh);
@@ -327,7 +330,8 @@ void affine_rows(T* out, const T* in, T center, T scale, T shift, int64_t n, int
   if constexpr (std::is_same_v<T, float>) {
     if (vector_path() == VectorPath::kAvx512) {
       for (int64_t i = 0; i < n; ++i)
-        affine_row_avx512(out + i * stride, in + i * stride, center, scale, shift, spatial, relu);
+        affine_row_avx512(out + i * stride, in + i * stride, center, scale, shift, spatial, relu,
+                          i + 1 < n ? out + (i + 1) * stride : nullptr);
       return;
     }
   }
