@@ -104,11 +104,15 @@ thread_local ScratchBuffer t_a_buf, t_b_buf;
 
 // dst (kc, nr) panels of B(p, j) = b[p * ldb + j], j < n, zero padded to whole panels. Row by
 // row: reading along b's rows lets the hardware prefetch them (panel by panel, the reads jump
-// between kc rows and miss when b comes from memory).
+// between kc rows and miss when b comes from memory); the next row, a stride away, is asked
+// for as the row is copied.
 void pack_b_copy(float* dst, const float* b, int64_t ldb, int64_t kc, int64_t n, int nr) {
+  constexpr int64_t kLine = 64 / sizeof(float);
   for (int64_t p = 0; p < kc; ++p)
     for (int64_t j0 = 0; j0 < n; j0 += nr) {
       const int64_t w = std::min<int64_t>(nr, n - j0);
+      if (p + 1 < kc)
+        for (int64_t k = 0; k < w; k += kLine) __builtin_prefetch(b + (p + 1) * ldb + j0 + k);
       float* row = dst + (j0 / nr) * kc * nr + p * nr;
       std::memcpy(row, b + p * ldb + j0, static_cast<size_t>(w) * sizeof(float));
       std::fill(row + w, row + nr, 0.0f);
