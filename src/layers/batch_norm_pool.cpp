@@ -93,7 +93,7 @@ struct NormedRow {
 // gradient through the ReLU (relu_backward), spread to the lane its argmax names
 // (max_pool2d_backward_plane: 0 + g, the + 0 turning -0 into +0) and through the batch norm
 // (backward_row_avx512), all in registers: the same operations per value, so the same bits,
-// without the plane of d_norm written and read back. x's rows are asked for two row pairs
+// without the plane of d_norm written and read back. x's rows are asked for six row pairs
 // ahead, running on into next_x (the plane the caller does next; null for none): without
 // that, half of this pass's time went to waiting for x from memory (one thread, `bn`). With
 // next_x, the pooled planes that follow d_out, out and argmax (the next channel's) are asked
@@ -111,7 +111,7 @@ __attribute__((target("avx512f"))) bool normed_backward_plane_2x2(
   int64_t matched = 0;
   for (int64_t oy = 0; oy < d.oh; ++oy) {
     const int64_t o = oy * d.ow;
-    simd::prefetch_ahead(x, next_x, (2 * oy + 4) * d.w, 2 * d.w, d.h * d.w);
+    simd::prefetch_ahead(x, next_x, (2 * oy + 12) * d.w, 2 * d.w, d.h * d.w);
     if (next_x)
       for (int64_t k = 0; k < d.ow; k += 16) {
         _mm_prefetch(reinterpret_cast<const char*>(out + o + pooled + k), _MM_HINT_T0);

@@ -42,15 +42,15 @@ bool has_avx512() {
 // greater or NaN), so values and argmax are identical to it. The stores write all 16 lanes
 // where those stay in the plane (masked stores cost more): the lanes past a row's end are
 // outputs that the next stores write again.
-// The input is asked for two row pairs ahead, running on into `next` (the plane after, or
-// null).
+// The input is asked for six row pairs ahead (two were too few to hide memory's latency),
+// running on into `next` (the plane after, or null).
 __attribute__((target("avx512f"))) void max_pool_2x2_plane(float* dst, int32_t* win,
                                                            const float* src, const float* next,
                                                            const Pool2dDims& d) {
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
   for (int64_t oy = 0; oy < d.oh; ++oy) {
-    simd::prefetch_ahead(src, next, (2 * oy + 4) * d.w, 2 * d.w, d.h * d.w);
+    simd::prefetch_ahead(src, next, (2 * oy + 12) * d.w, 2 * d.w, d.h * d.w);
     const float* r0 = src + 2 * oy * d.w;
     const float* r1 = r0 + d.w;
     for (int64_t ox = 0; ox < d.ow; ox += 16) {
@@ -94,7 +94,8 @@ __attribute__((target("avx512f"))) void max_pool_2x2_plane(float* dst, int32_t* 
 // 0 + g, as the scalar loop adds it (the + 0 turns -0 into +0 as that does). Rows and columns
 // no window covers (odd H or W) are zero. False, with d_in unfinished, when some argmax lies
 // outside its window (never so from the forward): each output then matched no lane.
-// The output rows are asked for (to be written) two row pairs ahead, running on into `next`.
+// The output rows are asked for (to be written) two row pairs ahead, running on into `next`,
+// and with `next`, the next plane's d_out and argmax (which follow these) one plane ahead.
 __attribute__((target("avx512f"))) bool max_pool_2x2_backward_plane(float* d_in, const float* d_out,
                                                                     const int32_t* argmax,
                                                                     const float* next,
@@ -107,6 +108,11 @@ __attribute__((target("avx512f"))) bool max_pool_2x2_backward_plane(float* d_in,
     simd::prefetch_ahead<true>(d_in, next, (2 * oy + 4) * d.w, 2 * d.w, d.h * d.w);
     const float* g = d_out + oy * d.ow;
     const int32_t* at = argmax + oy * d.ow;
+    if (next)
+      for (int64_t k = 0; k < d.ow; k += 16) {
+        __builtin_prefetch(g + d.oh * d.ow + k);
+        __builtin_prefetch(at + d.oh * d.ow + k);
+      }
     for (int64_t x = 0; x < d.w; x += 16) {  // input columns [x, x + 16) of rows 2oy, 2oy + 1
       const int64_t ox = x / 2;
       const __mmask16 outs = simd::lanes_mask(std::clamp<int64_t>(d.ow - ox, 0, 8));
