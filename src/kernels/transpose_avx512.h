@@ -11,6 +11,13 @@
 
 namespace scratchnet::simd {
 
+// Asks for the cache lines of the `count` values from p on (to be read; with kWrite, written).
+template <bool kWrite = false, typename T>
+inline void prefetch_lines(const T* p, int64_t count) {
+  for (int64_t i = 0; i < count; i += 64 / static_cast<int64_t>(sizeof(T)))
+    __builtin_prefetch(p + i, kWrite ? 1 : 0, 3);
+}
+
 // Asks for the cache lines of floats [at, at + count) of a plane of `size` floats, those past
 // its end from `next` (the plane the caller does next, of the same size; null for none): for
 // passes over planes from memory, a few rows ahead, where `perf annotate` found the loads (or,

@@ -112,12 +112,11 @@ __attribute__((target("avx512f"))) bool normed_backward_plane_2x2(
   for (int64_t oy = 0; oy < d.oh; ++oy) {
     const int64_t o = oy * d.ow;
     simd::prefetch_ahead(x, next_x, (2 * oy + 12) * d.w, 2 * d.w, d.h * d.w);
-    if (next_x)
-      for (int64_t k = 0; k < d.ow; k += 16) {
-        _mm_prefetch(reinterpret_cast<const char*>(out + o + pooled + k), _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(d_out + o + pooled + k), _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(argmax + o + pooled + k), _MM_HINT_T0);
-      }
+    if (next_x) {
+      simd::prefetch_lines(out + o + pooled, d.ow);
+      simd::prefetch_lines(d_out + o + pooled, d.ow);
+      simd::prefetch_lines(argmax + o + pooled, d.ow);
+    }
     for (int64_t c = 0; c < d.w; c += 16) {  // input columns [c, c + 16) of rows 2oy, 2oy + 1
       const int64_t ox = c / 2;
       const __mmask16 outs = simd::lanes_mask(std::clamp<int64_t>(d.ow - ox, 0, 8));

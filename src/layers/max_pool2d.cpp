@@ -108,11 +108,10 @@ __attribute__((target("avx512f"))) bool max_pool_2x2_backward_plane(float* d_in,
     simd::prefetch_ahead<true>(d_in, next, (2 * oy + 4) * d.w, 2 * d.w, d.h * d.w);
     const float* g = d_out + oy * d.ow;
     const int32_t* at = argmax + oy * d.ow;
-    if (next)
-      for (int64_t k = 0; k < d.ow; k += 16) {
-        __builtin_prefetch(g + d.oh * d.ow + k);
-        __builtin_prefetch(at + d.oh * d.ow + k);
-      }
+    if (next) {
+      simd::prefetch_lines(g + d.oh * d.ow, d.ow);
+      simd::prefetch_lines(at + d.oh * d.ow, d.ow);
+    }
     for (int64_t x = 0; x < d.w; x += 16) {  // input columns [x, x + 16) of rows 2oy, 2oy + 1
       const int64_t ox = x / 2;
       const __mmask16 outs = simd::lanes_mask(std::clamp<int64_t>(d.ow - ox, 0, 8));
